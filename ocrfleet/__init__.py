@@ -1,0 +1,30 @@
+"""ocrfleet: PaddleOCR-compatible text recognition, fast, and served by a Celery fleet."""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from ocrfleet.errors import (  # noqa: E402
+    InputNotFoundError,
+    InputTooLargeError,
+    InvalidInputError,
+    ModelUnavailableError,
+    OcrFleetError,
+)
+
+__all__ = [
+    "TextRecognition",
+    "OcrFleetError",
+    "InvalidInputError",
+    "InputNotFoundError",
+    "InputTooLargeError",
+    "ModelUnavailableError",
+    "__version__",
+]
+
+
+def __getattr__(name: str):
+    if name == "TextRecognition":  # lazy: importing the package stays cheap
+        from ocrfleet.recognition.api import TextRecognition
+
+        return TextRecognition
+    raise AttributeError(name)

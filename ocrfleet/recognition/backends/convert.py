@@ -1,0 +1,79 @@
+"""Paddle-format models as ONNX for the backends that need it: converted once with
+paddle2onnx and cached beside the other cached models, keyed by the weights' hash."""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from ocrfleet.errors import ModelUnavailableError
+from ocrfleet.recognition.sources import ModelFiles, cache_root
+
+
+OPSET = 14
+
+
+def _fix_scalar_concat(path: str) -> None:
+    """paddle2onnx 2.1 emits Concat nodes fed by rank-0 tensors (from PIR's scalar shapes),
+    which ONNX Runtime rejects; give each such input the rank 1 Concat needs."""
+    import onnx
+    from onnx import helper, numpy_helper
+    import numpy as np
+
+    model = onnx.load(path)
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
+    rank = {vi.name: len(vi.type.tensor_type.shape.dim) for vi in inferred.graph.value_info
+            if vi.type.tensor_type.HasField("shape")}
+    axes = "ocrfleet_unsqueeze_axes0"
+    nodes, changed = [], False
+    for node in model.graph.node:
+        if node.op_type == "Concat":
+            for k, name in enumerate(node.input):
+                if rank.get(name) == 0:
+                    out = f"{name}__rank1"
+                    nodes.append(helper.make_node("Unsqueeze", [name, axes], [out], name=f"{out}_unsq"))
+                    node.input[k] = out
+                    changed = True
+        nodes.append(node)
+    if not changed:
+        return
+    model.graph.initializer.append(numpy_helper.from_array(np.array([0], dtype=np.int64), axes))
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    onnx.save(model, path)
+
+
+def _digest(files: ModelFiles) -> str:
+    h = hashlib.sha256()
+    for p in (files.model_file, files.params_file):
+        with open(p, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def onnx_path(files: ModelFiles) -> Path:
+    if files.fmt == "onnx":
+        return files.model_file
+    out = cache_root() / "onnx" / f"{files.name}-{_digest(files)}.onnx"
+    if out.is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import paddle2onnx
+    except ImportError as exc:
+        raise ModelUnavailableError(
+            f"{files.name} is in Paddle format; converting it to ONNX needs paddle2onnx") from exc
+    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=out.parent)
+    os.close(fd)
+    try:
+        os.environ.setdefault("POLYGRAPHY_AUTOINSTALL_DEPS", "0")  # never pip-install at run time
+        paddle2onnx.export(str(files.model_file), str(files.params_file), tmp, opset_version=OPSET,
+                           enable_onnx_checker=True, verbose=False, optimize_tool="None")
+        _fix_scalar_concat(tmp)
+        os.replace(tmp, out)  # atomic: concurrent converters never see a half file
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out

