@@ -80,9 +80,9 @@ def available_locally() -> list[str]:
 
 
 def _from_hub(name: str) -> ModelFiles:
-    from ocrfleet.recognition import hub
-
     try:
+        from ocrfleet.recognition import hub
+
         path = hub.download(name, models_cache())
     except Exception as exc:  # noqa: BLE001 - reported with the local alternatives
         have = available_locally()

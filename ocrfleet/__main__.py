@@ -1,0 +1,5 @@
+import sys
+
+from ocrfleet.cli import main
+
+sys.exit(main())

@@ -1,0 +1,106 @@
+"""TextRecognition: the PaddleOCR 3.x ``TextRecognition`` API (same names, defaults and
+results), on ocrfleet's engine."""
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterator
+
+from ocrfleet.errors import OcrFleetError
+from ocrfleet.recognition import sources
+from ocrfleet.recognition.backends.base import EngineOptions
+from ocrfleet.recognition.devices import parse_device
+from ocrfleet.recognition.engine import Recognizer, check_line
+from ocrfleet.recognition.inputs import Item, iter_inputs
+from ocrfleet.recognition.result import TextRecResult
+
+log = logging.getLogger("ocrfleet")
+ON_ERROR = ("raise", "skip")
+
+
+class TextRecognition:
+    """Recognise cropped text-line images.
+
+    Arguments are PaddleOCR's (``model_name=None`` means ``PP-OCRv5_server_rec``).
+    ``cpu_threads`` is an upper bound: ocrfleet never starts more compute threads than the
+    process has cores. Extra keyword-only options: ``backend`` ("paddle", "onnxruntime",
+    "openvino"; default: Paddle Inference for Paddle-format models, ONNX Runtime for ONNX,
+    or the fastest measured one with ``enable_hpi=True``) and ``on_error`` ("raise", the
+    default, or "skip": a bad item in a list is logged, recorded in ``self.errors`` and the
+    rest go on).
+    """
+
+    def __init__(self, model_name: str | None = None, model_dir: str | None = None,
+                 device: str | None = None, enable_hpi: bool = False, use_tensorrt: bool = False,
+                 precision: str = "fp32", enable_mkldnn: bool = True, mkldnn_cache_capacity: int = 10,
+                 cpu_threads: int = 10, input_shape=None, *, backend: str | None = None,
+                 on_error: str = "raise"):
+        if precision not in ("fp32", "fp16"):
+            raise ValueError(f"precision must be 'fp32' or 'fp16', not {precision!r}")
+        if on_error not in ON_ERROR:
+            raise ValueError(f"on_error must be one of {ON_ERROR}")
+        self.files = sources.resolve(model_name, model_dir, input_shape)
+        self.model_name = self.files.name
+        self.on_error = on_error
+        self.errors: list[OcrFleetError] = []
+        self.recognizers = [
+            Recognizer(self.files, EngineOptions(
+                device=kind, device_id=dev_id, enable_mkldnn=enable_mkldnn,
+                mkldnn_cache_capacity=mkldnn_cache_capacity, cpu_threads=cpu_threads,
+                use_tensorrt=use_tensorrt, precision=precision), backend=backend, enable_hpi=enable_hpi)
+            for kind, dev_id in parse_device(device)
+        ]
+
+    @property
+    def backend(self) -> str:
+        return self.recognizers[0].backend_name
+
+    def predict(self, input, batch_size: int = 1, **kwargs) -> list[TextRecResult]:
+        return list(self.predict_iter(input, batch_size=batch_size, **kwargs))
+
+    def predict_iter(self, input, batch_size: int = 1, on_error: str | None = None
+                     ) -> Iterator[TextRecResult]:
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError("batch_size must be a positive integer")
+        mode = on_error or self.on_error
+        window: list[Item] = []
+        count = 0
+        for item in iter_inputs(input):
+            if item.error is None:
+                try:
+                    item.image = check_line(item.image, item.input_path or "array")
+                except OcrFleetError as exc:
+                    item.error = exc
+            if item.error is not None:
+                self._bad(item, mode)
+                continue
+            window.append(item)
+            if len(window) >= batch_size * 8 * len(self.recognizers):
+                yield from self._run(window, batch_size, count)
+                count += len(window)
+                window = []
+        if window:
+            yield from self._run(window, batch_size, count)
+
+    def _bad(self, item: Item, mode: str) -> None:
+        if mode == "raise":
+            raise item.error
+        self.errors.append(item.error)
+        log.warning("skipping bad input %s: %s", item.input_path, item.error)
+
+    def _run(self, items: list[Item], batch_size: int, offset: int) -> Iterator[TextRecResult]:
+        images = [it.image for it in items]
+        n = len(self.recognizers)
+        if n == 1:
+            outs = self.recognizers[0].recognize(images, batch_size)
+        else:  # several devices: split the window, run the parts in parallel
+            parts = [images[i::n] for i in range(n)]
+            with ThreadPoolExecutor(n) as pool:
+                done = list(pool.map(lambda rp: rp[0].recognize(rp[1], batch_size), zip(self.recognizers, parts)))
+            outs = [None] * len(images)
+            for i in range(n):
+                outs[i::n] = done[i]
+        for k, (it, (text, score)) in enumerate(zip(items, outs)):
+            yield TextRecResult(it.input_path, it.page_index, text, score, image=it.image, index=offset + k)
+
+    __call__ = predict_iter

@@ -1,0 +1,42 @@
+"""Parsing PaddleOCR device strings: "cpu", "gpu", "gpu:0", "gpu:0,1"; None = GPU 0 if present."""
+from __future__ import annotations
+
+import glob
+import importlib.util
+
+from ocrfleet.errors import BackendUnavailableError
+
+
+def gpu_count() -> int:
+    if not glob.glob("/dev/nvidia[0-9]*"):
+        return 0
+    if importlib.util.find_spec("paddle") is not None:
+        import paddle
+
+        if paddle.device.is_compiled_with_cuda():
+            return paddle.device.cuda.device_count()
+    try:
+        import onnxruntime as ort
+
+        if "CUDAExecutionProvider" in ort.get_available_providers():
+            return len(glob.glob("/dev/nvidia[0-9]*"))
+    except ImportError:
+        pass
+    return 0
+
+
+def parse_device(device: str | None) -> list[tuple[str, int]]:
+    """[(kind, id), ...] with kind "cpu" or "gpu"."""
+    if device is None:
+        return [("gpu", 0)] if gpu_count() > 0 else [("cpu", 0)]
+    text = str(device).strip().lower()
+    kind, _, ids = text.partition(":")
+    if kind == "cpu":
+        return [("cpu", 0)]
+    if kind != "gpu":
+        raise BackendUnavailableError(f"unsupported device {device!r}; use 'cpu', 'gpu', 'gpu:0' or 'gpu:0,1'")
+    try:
+        id_list = [int(i) for i in ids.split(",")] if ids else [0]
+    except ValueError as exc:
+        raise BackendUnavailableError(f"bad device string {device!r}") from exc
+    return [("gpu", i) for i in id_list]

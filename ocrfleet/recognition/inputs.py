@@ -1,0 +1,172 @@
+"""Everything ``predict`` accepts, turned into line images.
+
+ndarray | image path | http(s) URL | directory of images | PDF path or URL | list of these
+→ ``Item(image, input_path, page_index)``. Bytes are checked before they are decoded: a
+size cap for downloads, a pixel cap against decompression bombs, a page cap for PDFs.
+"""
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from ocrfleet.errors import InputNotFoundError, InputTooLargeError, InvalidInputError, OcrFleetError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".jp2", ".pbm", ".pgm", ".ppm"}
+MAX_PIXELS = int(os.environ.get("OCRFLEET_MAX_PIXELS", 64_000_000))
+MAX_DOWNLOAD_BYTES = int(os.environ.get("OCRFLEET_MAX_DOWNLOAD_BYTES", 100 * 1024 * 1024))
+MAX_PDF_PAGES = int(os.environ.get("OCRFLEET_MAX_PDF_PAGES", 1000))
+PDF_SCALE = 2.0  # render PDF pages at 144 dpi, as PaddleOCR does
+
+
+@dataclass
+class Item:
+    image: np.ndarray | None
+    input_path: str | None
+    page_index: int | None
+    error: OcrFleetError | None = None
+
+
+def iter_inputs(inp) -> Iterator[Item]:
+    """Expand one ``predict`` input into items; a bad entry becomes an Item with ``error``."""
+    if isinstance(inp, (list, tuple)):
+        for sub in inp:
+            yield from iter_inputs(sub)
+        return
+    try:
+        if isinstance(inp, np.ndarray):
+            yield Item(inp, None, None)
+        elif isinstance(inp, (str, os.PathLike)):
+            yield from _from_string(os.fspath(inp))
+        else:
+            raise InvalidInputError(f"unsupported input type {type(inp).__name__}; expected ndarray, str or list")
+    except OcrFleetError as exc:
+        yield Item(None, inp if isinstance(inp, str) else None, None, exc)
+
+
+def _from_string(ref: str) -> Iterator[Item]:
+    if ref.startswith(("http://", "https://")):
+        data = fetch_url(ref)
+        if is_pdf(data):
+            yield from _pdf_items(render_pdf_bytes(data, ref), ref)
+        else:
+            yield Item(decode_image_bytes(data, ref), ref, None)
+        return
+    p = Path(ref)
+    if p.is_dir():
+        files = sorted(f for f in p.iterdir() if f.is_file())
+        pdfs = [f.name for f in files if f.suffix.lower() == ".pdf"]
+        if pdfs:
+            raise InvalidInputError(
+                f"directory {ref!r} contains PDF files ({', '.join(pdfs[:3])}); PDFs in a directory "
+                "are not supported, pass each PDF file path instead", input_ref=ref)
+        images = [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES]
+        if not images:
+            raise InvalidInputError(f"directory {ref!r} contains no image files", input_ref=ref)
+        for f in images:
+            yield from _from_string(str(f))
+        return
+    if not p.exists():
+        raise InputNotFoundError(f"no such file or directory: {ref!r}", input_ref=ref)
+    data = p.read_bytes()
+    if p.suffix.lower() == ".pdf" or is_pdf(data):
+        yield from _pdf_items(render_pdf_bytes(data, ref), ref)
+    else:
+        try:
+            yield Item(decode_image_bytes(data, ref), ref, None)
+        except OcrFleetError as exc:
+            yield Item(None, ref, None, exc)
+
+
+def _pdf_items(pages, ref: str) -> Iterator[Item]:
+    for index, image in pages:
+        yield Item(image, ref, index)
+
+
+def is_pdf(data: bytes) -> bool:
+    return data[:1024].lstrip().startswith(b"%PDF")
+
+
+def fetch_url(url: str, max_bytes: int = MAX_DOWNLOAD_BYTES, timeout: float = 15.0) -> bytes:
+    req = urllib.request.Request(url, headers={"User-Agent": "ocrfleet"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            data = resp.read(max_bytes + 1)
+    except urllib.error.HTTPError as exc:
+        raise InputNotFoundError(f"HTTP {exc.code} fetching {url}", input_ref=url) from exc
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise InputNotFoundError(f"cannot fetch {url}: {getattr(exc, 'reason', exc)}", input_ref=url) from exc
+    if len(data) > max_bytes:
+        raise InputTooLargeError(f"download is over the {max_bytes}-byte limit", input_ref=url)
+    return data
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from the header alone, without decoding pixels; None if unknown."""
+    from PIL import Image
+    import io
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return im.size
+    except Exception:  # noqa: BLE001 - formats PIL does not know are left to OpenCV
+        return None
+
+
+def decode_image_bytes(data: bytes, name: str = "image", max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode an encoded image to uint8 BGR; InvalidInputError / InputTooLargeError otherwise."""
+    if not data:
+        raise InvalidInputError("empty file (0 bytes)", input_ref=name)
+    size = image_size(data)
+    if size is not None and size[0] * size[1] > max_pixels:
+        raise InputTooLargeError(
+            f"image of {size[0]}x{size[1]} pixels is over the {max_pixels}-pixel limit", input_ref=name)
+    if is_pdf(data):
+        raise InvalidInputError("this is a PDF, not an image", input_ref=name)
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if img is None or img.size == 0:
+        raise InvalidInputError("not a decodable image (corrupt, truncated or not an image format)",
+                                input_ref=name)
+    return img
+
+
+def render_pdf_bytes(data: bytes, name: str = "document.pdf", pages=None,
+                     max_pages: int = MAX_PDF_PAGES, scale: float = PDF_SCALE
+                     ) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (page_index, BGR image) for the selected pages (all when ``pages`` is None)."""
+    import pypdfium2 as pdfium
+
+    try:
+        doc = pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as exc:
+        msg = str(exc)
+        if "password" in msg.lower():
+            raise InvalidInputError("PDF is encrypted (password required)", input_ref=name) from exc
+        raise InvalidInputError(f"malformed PDF: {msg}", input_ref=name) from exc
+    try:
+        count = len(doc)
+        selected = list(range(count)) if pages is None else list(pages)
+        bad = [p for p in selected if not 0 <= int(p) < count]
+        if bad:
+            raise InvalidInputError(f"page(s) {bad} outside the document's {count} pages", input_ref=name)
+        if len(selected) > max_pages:
+            raise InputTooLargeError(f"{len(selected)} pages requested; the limit is {max_pages}",
+                                     input_ref=name)
+        for index in selected:
+            page = doc[int(index)]
+            try:
+                bitmap = page.render(scale=scale)  # pdfium renders BGR(A/X) or gray
+                pixels = bitmap.to_numpy()
+            finally:
+                page.close()
+            if pixels.ndim == 2 or pixels.shape[2] == 1:
+                pixels = cv2.cvtColor(pixels.reshape(pixels.shape[:2]), cv2.COLOR_GRAY2BGR)
+            yield int(index), np.ascontiguousarray(pixels[:, :, :3])
+    finally:
+        doc.close()
