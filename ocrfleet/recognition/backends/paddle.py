@@ -35,7 +35,11 @@ class PaddleBackend(Backend):
                 config.enable_mkldnn()
                 config.set_mkldnn_cache_capacity(int(opts.mkldnn_cache_capacity))
             config.set_cpu_math_library_num_threads(opts.threads)
-        config.enable_memory_optim()
+        if files.model_file.suffix == ".json":  # PIR program (Paddle 3 export)
+            config.enable_new_ir(True)
+            config.enable_new_executor(True)
+        else:  # legacy .pdmodel program
+            config.enable_memory_optim()
         config.switch_ir_optim(True)
         config.disable_glog_info()
         self.predictor = inference.create_predictor(config)
