@@ -372,7 +372,7 @@ def _stream(client, url: str, part: Path, meta: Path, progress: bool, hf: bool):
                    unit_divisor=1024, desc=part.name[:-5], disable=not progress, file=sys.stderr,
                    leave=False)
         with bar, open(part, mode) as fh:
-            for chunk in resp.iter_bytes(CHUNK):
+            for chunk in resp.iter_bytes():  # as received: a cut keeps every byte
                 fh.write(chunk)
                 bar.update(len(chunk))
     return total, digests
