@@ -30,11 +30,11 @@ def test_predict_real_lines_matches_labels(v5_mobile):
         assert r["page_index"] is None and 0.0 <= r["rec_score"] <= 1.0
 
 
-def test_batch_size_does_not_change_text_much(v5_mobile):
+def test_batch_size_does_not_change_text(v5_mobile):
     paths = [str(p) for p, _ in read_labels("wildreceipt_lines")]
-    a = [r["rec_text"] for r in v5_mobile.predict(paths, batch_size=1)]
-    b = [r["rec_text"] for r in v5_mobile.predict(paths, batch_size=32)]
-    assert sum(x == y for x, y in zip(a, b)) >= len(a) - 2
+    a = [(r["rec_text"], r["rec_score"]) for r in v5_mobile.predict(paths, batch_size=1)]
+    b = [(r["rec_text"], r["rec_score"]) for r in v5_mobile.predict(paths, batch_size=32)]
+    assert a == b
 
 
 def test_ndarray_color_modes_give_same_text(v5_mobile):

@@ -95,6 +95,23 @@ def test_threads_capped_at_cores():
 def test_recognize_keeps_order_when_sorting(v5_files):
     rec = Recognizer(v5_files, EngineOptions(cpu_threads=2))
     imgs = [cv2.imread(str(REC / "wildreceipt_lines/imgs" / f"1_00{i}.png")) for i in range(5)]
-    sorted_out = rec.recognize(imgs, batch_size=2, sort=True)
+    sorted_out = rec.recognize(imgs, batch_size=2, pack="sorted")
     single = [rec.recognize([im], batch_size=1)[0] for im in imgs]
     assert [t for t, _ in sorted_out] == [t for t, _ in single]
+
+
+def test_exact_packing_only_batches_equal_widths():
+    from ocrfleet.recognition.engine import plan_batches
+
+    shape = (3, 48, 320)
+    sizes = [(48, 100), (48, 960), (48, 200), (48, 961), (48, 300), (48, 960)]
+    exact = plan_batches(sizes, shape, batch_size=8)
+    assert exact == [[0, 2, 4], [1, 5], [3]]
+    assert plan_batches(sizes, shape, 2, "sorted") == [[0, 2], [4, 1], [5, 3]]
+    assert plan_batches(sizes, shape, 4, "paddleocr") == [[0, 1, 2, 3], [4, 5]]
+
+
+def test_exact_packing_text_independent_of_batch_size(v5_files):
+    rec = Recognizer(v5_files, EngineOptions(cpu_threads=2))
+    imgs = [cv2.imread(str(p)) for p, _ in read_labels("wildreceipt_lines")]
+    assert rec.recognize(imgs, batch_size=1) == rec.recognize(imgs, batch_size=32)

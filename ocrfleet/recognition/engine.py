@@ -1,8 +1,11 @@
 """The predictor: BGR line images in, (text, score) out. No queue or file knowledge.
 
-Batches are formed from width-sorted images so little padding is computed; results come
-back in input order. ``mode="exact"`` keeps PaddleOCR's batching (input order), whose
-padding can change a few results between batch sizes, as it does in PaddleOCR itself.
+Images are sorted by padded width and batched only with images of the *same* padded width
+(``pack="exact"``, the default), so a batch holds no more padding than each image alone: the
+text is the same at every batch size, equal to PaddleOCR's at batch size 1 (PaddleOCR's own
+batches pad to the widest member and change a few results). ``pack="sorted"`` fills batches
+with neighbours in width order (a little padding, fewer model calls); ``pack="paddleocr"``
+batches in input order exactly as PaddleOCR does. Results always come back in input order.
 """
 from __future__ import annotations
 
@@ -42,25 +45,43 @@ class Recognizer:
     def backend_name(self) -> str:
         return self.backend.name
 
-    def recognize(self, images: list[np.ndarray], batch_size: int = 8, sort: bool = True
+    def recognize(self, images: list[np.ndarray], batch_size: int = 8, pack: str = "exact"
                   ) -> list[tuple[str, float]]:
         """Recognise BGR/gray/BGRA line images; returns (text, score) per image, in order."""
         if batch_size < 1:
             raise ValueError("batch_size must be a positive integer")
         prepared = [check_line(im) for im in images]
-        order = list(range(len(prepared)))
-        if sort:
-            shape = self.files.input_shape
-            order.sort(key=lambda i: widths(prepared[i].shape[0], prepared[i].shape[1], shape)[1])
         out: list[tuple[str, float] | None] = [None] * len(prepared)
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
+        for idx in plan_batches([im.shape[:2] for im in prepared], self.files.input_shape, batch_size, pack):
             batch = make_batch([prepared[i] for i in idx], self.files.input_shape)
             with self._lock:
                 probs = self.backend.run(batch)
             for i, res in zip(idx, self.decoder(probs)):
                 out[i] = res
         return out  # type: ignore[return-value]
+
+
+PACKS = ("exact", "sorted", "paddleocr")
+
+
+def plan_batches(sizes: list[tuple[int, int]], shape, batch_size: int, pack: str = "exact"
+                 ) -> list[list[int]]:
+    """Index lists, one per model call, for images of (h, w) ``sizes``."""
+    if pack not in PACKS:
+        raise ValueError(f"pack must be one of {PACKS}")
+    order = list(range(len(sizes)))
+    if pack == "paddleocr":
+        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    padded = [widths(h, w, shape)[1] for h, w in sizes]
+    order.sort(key=lambda i: padded[i])
+    batches: list[list[int]] = []
+    for i in order:
+        last = batches[-1] if batches else None
+        if last and len(last) < batch_size and (pack == "sorted" or padded[last[0]] == padded[i]):
+            last.append(i)
+        else:
+            batches.append([i])
+    return batches
 
 
 def check_line(img: np.ndarray, name: str = "array") -> np.ndarray:
