@@ -34,7 +34,7 @@ def add_text_recognition(sub) -> None:
     p.add_argument("--save_path", default=None, help="folder for <name>_res.json and <name>_res.png")
     p.add_argument("--enable_hpi", type=_bool, default=False)
     p.add_argument("--use_tensorrt", type=_bool, default=False)
-    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16"])
+    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
     p.add_argument("--enable_mkldnn", type=_bool, default=True)
     p.add_argument("--mkldnn_cache_capacity", type=int, default=10)
     p.add_argument("--cpu_threads", type=int, default=10)

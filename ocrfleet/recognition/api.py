@@ -37,8 +37,8 @@ class TextRecognition:
                  precision: str = "fp32", enable_mkldnn: bool = True, mkldnn_cache_capacity: int = 10,
                  cpu_threads: int = 10, input_shape=None, *, backend: str | None = None,
                  on_error: str = "raise", pack: str = "exact"):
-        if precision not in ("fp32", "fp16"):
-            raise ValueError(f"precision must be 'fp32' or 'fp16', not {precision!r}")
+        if precision not in ("fp32", "fp16", "bf16"):
+            raise ValueError(f"precision must be 'fp32', 'fp16' or 'bf16', not {precision!r}")
         if on_error not in ON_ERROR:
             raise ValueError(f"on_error must be one of {ON_ERROR}")
         self.files = sources.resolve(model_name, model_dir, input_shape)

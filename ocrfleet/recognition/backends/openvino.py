@@ -1,4 +1,8 @@
-"""OpenVINO on the CPU (reads ONNX; Paddle-format models are converted once)."""
+"""OpenVINO on the CPU (reads ONNX; Paddle-format models are converted once).
+
+``precision`` "fp32" (default) keeps f32 arithmetic; "bf16" / "fp16" let OpenVINO use AMX /
+AVX512-FP16 where the CPU has them: about 2x faster here, at a measured accuracy cost (see
+docs/performance.md), so it is opt-in."""
 from __future__ import annotations
 
 import numpy as np
@@ -21,7 +25,7 @@ class OpenVinoBackend(Backend):
             "INFERENCE_NUM_THREADS": opts.threads,
             "PERFORMANCE_HINT": "LATENCY",
             "NUM_STREAMS": 1,
-            "INFERENCE_PRECISION_HINT": "f32",
+            "INFERENCE_PRECISION_HINT": {"bf16": "bf16", "fp16": "f16"}.get(opts.precision, "f32"),
         })
         self.request = self.compiled.create_infer_request()
 

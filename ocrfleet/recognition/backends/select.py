@@ -49,7 +49,7 @@ def _choice_file() -> str:
 
 def _key(files: ModelFiles, opts: EngineOptions) -> str:
     stat = files.model_file.stat()
-    return "|".join([files.name, str(files.model_file), str(stat.st_size), opts.device,
+    return "|".join([files.name, str(files.model_file), str(stat.st_size), opts.device, opts.precision,
                      str(opts.threads), platform.node(), platform.processor() or platform.machine()])
 
 
