@@ -180,3 +180,18 @@ def test_cli_text_recognition(tmp_path):
 def _write(path, data: bytes) -> str:
     path.write_bytes(data)
     return str(path)
+
+
+def test_several_devices_split_and_merge_in_order():
+    """gpu:0,1 runs one recognizer per device in parallel. No GPU here, so two real CPU
+    recognizers stand in for the two devices (same split/merge code path)."""
+    from ocrfleet.recognition.backends.base import EngineOptions
+    from ocrfleet.recognition.devices import parse_device
+    from ocrfleet.recognition.engine import Recognizer
+
+    assert parse_device("gpu:0,1") == [("gpu", 0), ("gpu", 1)]
+    model = TextRecognition(model_name="PP-OCRv6_tiny_rec", device="cpu", cpu_threads=1)
+    single = model.predict([str(p) for p, _ in read_labels("wildreceipt_lines")], batch_size=4)
+    model.recognizers.append(Recognizer(model.files, EngineOptions(cpu_threads=1)))
+    double = model.predict([str(p) for p, _ in read_labels("wildreceipt_lines")], batch_size=4)
+    assert [dict(r) for r in double] == [dict(r) for r in single]
