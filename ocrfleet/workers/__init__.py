@@ -1,1 +1,1 @@
-"""workers."""
+"""Worker side: the Celery app (app.py), per-process model cache (models.py), logs, metrics."""

@@ -1,0 +1,61 @@
+"""Celery configuration derived from ``Settings`` (see infra-notes for why each value)."""
+from __future__ import annotations
+
+from kombu import Exchange, Queue
+
+from ocrfleet.config.settings import Settings
+
+QUEUE_KINDS = ("cpu", "gpu", "any", "webhooks")
+PRIORITY_NAMES = {"high": 0, "normal": 3, "low": 6, "bulk": 9}  # Redis: 0 is the highest
+
+
+def celery_config(s: Settings) -> dict:
+    transport = {
+        "visibility_timeout": s.visibility_timeout,
+        "unacked_restore_interval": s.unacked_restore_interval,
+        "unacked_restore_throttle": 1,
+        "queue_order_strategy": "priority",
+        "priority_steps": [0, 3, 6, 9],
+        "sep": ":",
+    }
+    return dict(
+        broker_url=s.broker_url,
+        result_backend=s.result_backend,
+        broker_transport_options=transport,
+        result_backend_transport_options={"visibility_timeout": s.visibility_timeout},
+        broker_connection_retry_on_startup=True,
+        task_queues=[Queue(s.queue(k), Exchange(s.queue(k), type="direct"), routing_key=s.queue(k))
+                     for k in QUEUE_KINDS],
+        task_default_queue=s.queue("cpu"),
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_track_started=True,
+        task_time_limit=s.task_time_limit,
+        task_soft_time_limit=s.task_soft_time_limit,
+        task_default_priority=PRIORITY_NAMES["normal"],
+        worker_prefetch_multiplier=1,
+        worker_disable_prefetch=True,
+        worker_proc_alive_timeout=s.proc_alive_timeout,
+        worker_soft_shutdown_timeout=s.soft_shutdown_timeout,
+        worker_max_memory_per_child=s.max_memory_per_child or None,
+        worker_deduplicate_successful_tasks=True,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        result_expires=s.result_expires,
+        result_extended=True,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+    )
+
+
+def make_celery(s: Settings, main: str = "ocrfleet", include: list[str] | None = None):
+    """A Celery app configured from ``s``; the producer uses it bare, the worker with tasks."""
+    from celery import Celery
+
+    app = Celery(main, include=include or [])
+    app.conf.update(celery_config(s))
+    app.ocrfleet_settings = s
+    return app

@@ -1,0 +1,150 @@
+"""One settings object for the whole fleet: producer, workers and CLI read the same values.
+
+Sources, later wins: defaults < a TOML/JSON file (``OCRFLEET_CONFIG=path``) < environment
+variables ``OCRFLEET_<FIELD>`` (upper-case field name). Lists are comma-separated in env vars.
+Every field is documented in docs/fleet.md.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+
+
+def _csv(value) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [str(v).strip() for v in value if str(v).strip()]
+    return [v.strip() for v in str(value).split(",") if v.strip()]
+
+
+@dataclass
+class Settings:
+    # queue + result backend
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    result_backend: str = "redis://127.0.0.1:6379/1"
+    redis_url: str = ""            # idempotency keys, delivery counters, dead letters; default: broker_url
+    key_prefix: str = "ocrfleet"   # Redis key prefix for the keys above
+    queue_prefix: str = ""         # prepended to ocr.cpu / ocr.gpu / ocr.any / ocr.webhooks (isolation)
+    result_expires: int = 24 * 3600
+    visibility_timeout: int = 2 * 3600
+    task_time_limit: int = 1800
+    task_soft_time_limit: int = 1500
+    unacked_restore_interval: float = 10.0
+    proc_alive_timeout: float = 300.0
+    soft_shutdown_timeout: float = 25.0
+    max_memory_per_child: int = 3_000_000  # KiB
+    max_deliveries: int = 3                # a job delivered more often is dead-lettered (poison)
+    # storage
+    s3_endpoint_url: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    results_bucket: str = "ocr-results"
+    results_prefix: str = "results"
+    allowed_file_roots: list[str] = field(default_factory=list)
+    allowed_http_hosts: list[str] = field(default_factory=list)
+    max_input_bytes: int = 50 * 1024 * 1024
+    max_spec_bytes: int = 256 * 1024
+    max_inputs: int = 1000
+    storage_retries: int = 4
+    # recognition
+    default_model: str = "PP-OCRv5_mobile_rec"
+    default_batch_size: int = 8
+    worker_device: str = "cpu"             # cpu | gpu:N
+    worker_models: list[str] = field(default_factory=list)  # loaded + warmed in each process
+    model_cache_size: int = 2
+    cpu_threads: int = 1
+    max_pdf_pages: int = 200
+    # webhooks
+    webhook_secret: str = ""
+    webhook_max_attempts: int = 6
+    webhook_backoff_base: float = 30.0
+    webhook_backoff_max: float = 1800.0
+    webhook_timeout: float = 10.0
+    webhook_allow_private: list[str] = field(default_factory=list)  # hosts/IPs exempt from the SSRF block
+    # observability
+    metrics_port: int = 0
+    log_level: str = "INFO"
+
+    SECRET_FIELDS = ("s3_secret_key", "webhook_secret")
+
+    @property
+    def redis(self) -> str:
+        return self.redis_url or self.broker_url
+
+    def queue(self, name: str) -> str:
+        """Full queue name for ``cpu``, ``gpu``, ``any`` or ``webhooks``."""
+        return f"{self.queue_prefix}ocr.{name}"
+
+    def key(self, *parts: str) -> str:
+        return ":".join((self.key_prefix,) + parts)
+
+    def public(self) -> dict:
+        """The settings with secrets masked (safe to log or print)."""
+        out = dataclasses.asdict(self)
+        for name in self.SECRET_FIELDS:
+            if out.get(name):
+                out[name] = "***"
+        for name in ("broker_url", "result_backend", "redis_url"):
+            out[name] = mask_url(out[name])
+        return out
+
+    def replace(self, **changes) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+
+def mask_url(url: str) -> str:
+    """redis://user:secret@host -> redis://user:***@host"""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        cred, host = rest.rsplit("@", 1)
+        user = cred.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return url
+
+
+def _coerce(f: dataclasses.Field, value):
+    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    if kind.startswith("list"):
+        return _csv(value)
+    if kind == "int":
+        return int(value)
+    if kind == "float":
+        return float(value)
+    if kind == "bool":
+        return str(value).lower() in ("1", "true", "yes", "on")
+    return str(value)
+
+
+def load_settings(path: str | None = None, env: dict | None = None, **overrides) -> Settings:
+    env = os.environ if env is None else env
+    values: dict = {}
+    path = path or env.get("OCRFLEET_CONFIG")
+    if path:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+        data = json.loads(raw) if path.endswith(".json") else tomllib.loads(raw.decode())
+        values.update(data.get("ocrfleet", data))
+    by_name = {f.name: f for f in fields(Settings)}
+    for name in by_name:
+        key = "OCRFLEET_" + name.upper()
+        if key in env:
+            values[name] = env[key]
+    unknown = set(values) - set(by_name)
+    if unknown:
+        raise ValueError(f"unknown ocrfleet setting(s): {', '.join(sorted(unknown))}")
+    values.update(overrides)
+    return Settings(**{k: _coerce(by_name[k], v) for k, v in values.items()})
+
+
+def to_env(settings: Settings) -> dict[str, str]:
+    """Environment variables that reproduce ``settings`` in another process (e.g. a worker)."""
+    out = {}
+    for f in fields(Settings):
+        v = getattr(settings, f.name)
+        out["OCRFLEET_" + f.name.upper()] = ",".join(v) if isinstance(v, list) else str(v)
+    return out

@@ -1,0 +1,167 @@
+"""Fleet subcommands for the ``ocrfleet`` CLI: ``worker``, ``submit``, ``webhooks dead-letter``.
+
+``register(subparsers)`` adds them to an argparse parser; ``python -m ocrfleet.fleet_cli``
+runs them on their own.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+
+
+def register(subparsers) -> None:
+    w = subparsers.add_parser("worker", help="run a Celery recognition worker")
+    w.add_argument("--device", default=None, help="cpu | gpu:N (default: OCRFLEET_WORKER_DEVICE or cpu)")
+    w.add_argument("--models", default=None, help="comma-separated models to load in every process")
+    w.add_argument("--concurrency", "-c", type=int, default=None, help="worker processes (prefork)")
+    w.add_argument("--autoscale", default=None, help="MAX,MIN processes (not recommended for models)")
+    w.add_argument("--queues", "-Q", default=None,
+                   help="queues to consume (default: ocr.<device>,ocr.any,ocr.webhooks)")
+    w.add_argument("--hostname", "-n", default=None)
+    w.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus /metrics here")
+    w.add_argument("--loglevel", "-l", default="INFO")
+    w.add_argument("--dry-run", action="store_true", help="print the celery command and exit")
+    w.set_defaults(func=cmd_worker)
+
+    s = subparsers.add_parser("submit", help="enqueue a recognition job")
+    s.add_argument("inputs", nargs="+", help="s3://, file:// or https:// references")
+    s.add_argument("--model", dest="model_name", default=None)
+    s.add_argument("--batch-size", type=int, default=None)
+    s.add_argument("--pages", default=None, help="PDF pages, comma-separated 0-based indices")
+    s.add_argument("--regions", default=None, help="JSON: one list of boxes/quads per input")
+    s.add_argument("--webhook-url", default=None)
+    s.add_argument("--priority", default="normal", help="high|normal|low|bulk or 0..9 (0 highest)")
+    s.add_argument("--device", default="cpu", choices=["cpu", "gpu", "any"])
+    s.add_argument("--job-id", default=None, help="idempotency key")
+    s.add_argument("--metadata", default=None, help="JSON object echoed into the result")
+    s.add_argument("--wait", action="store_true", help="wait and print the result record")
+    s.add_argument("--timeout", type=float, default=600.0)
+    s.set_defaults(func=cmd_submit)
+
+    h = subparsers.add_parser("webhooks", help="webhook operations")
+    hs = h.add_subparsers(dest="webhooks_cmd", required=True)
+    d = hs.add_parser("dead-letter", help="failed deliveries")
+    ds = d.add_subparsers(dest="dead_cmd", required=True)
+    dl = ds.add_parser("list", help="print dead-lettered deliveries as JSON lines")
+    dl.set_defaults(func=cmd_dead_list)
+    dr = ds.add_parser("replay", help="enqueue dead-lettered deliveries again")
+    dr.add_argument("ids", nargs="*", help="delivery ids (default with --all: every one)")
+    dr.add_argument("--all", action="store_true")
+    dr.set_defaults(func=cmd_dead_replay)
+
+
+def worker_argv(settings, args) -> tuple[list[str], dict[str, str]]:
+    """The celery command line and the environment for ``ocrfleet worker``."""
+    from ocrfleet.workers.models import parse_device
+
+    device = args.device or settings.worker_device
+    kind, index = parse_device(device)
+    env = {"OCRFLEET_WORKER_DEVICE": device}
+    if args.models:
+        env["OCRFLEET_WORKER_MODELS"] = args.models
+    if kind == "gpu" and "CUDA_VISIBLE_DEVICES" not in os.environ:
+        env["CUDA_VISIBLE_DEVICES"] = str(index)  # pin the process to its GPU; it sees it as gpu:0
+        env["OCRFLEET_WORKER_DEVICE"] = "gpu:0"
+    metrics_port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
+    if metrics_port:
+        env["OCRFLEET_METRICS_PORT"] = str(metrics_port)
+        env.setdefault("PROMETHEUS_MULTIPROC_DIR", os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+                       or tempfile.mkdtemp(prefix="ocrfleet-prom-"))
+    queues = args.queues or ",".join(settings.queue(q) for q in (kind, "any", "webhooks"))
+    argv = [sys.executable, "-m", "celery", "-A", "ocrfleet.workers.app", "worker",
+            "-P", "prefork", "-Q", queues, "-l", args.loglevel, "-E"]
+    if args.autoscale:
+        argv += ["--autoscale", args.autoscale]
+    else:
+        argv += ["-c", str(args.concurrency or (1 if kind == "gpu" else os.cpu_count() or 1))]
+    if args.hostname:
+        argv += ["-n", args.hostname]
+    return argv, env
+
+
+def cmd_worker(args) -> int:
+    from ocrfleet.config.settings import load_settings
+
+    argv, env = worker_argv(load_settings(), args)
+    if args.dry_run:
+        print(" ".join(f"{k}={v}" for k, v in env.items()), " ".join(argv))
+        return 0
+    os.environ.update(env)
+    os.execvp(argv[0], argv)
+    return 1  # pragma: no cover
+
+
+def _producer():
+    from ocrfleet.producer import Producer
+
+    return Producer()
+
+
+def cmd_submit(args) -> int:
+    from ocrfleet.producer import SpecError
+
+    priority = int(args.priority) if str(args.priority).isdigit() else args.priority
+    try:
+        job = _producer().submit(
+            args.inputs, model_name=args.model_name, batch_size=args.batch_size,
+            pages=[int(p) for p in args.pages.split(",")] if args.pages else None,
+            regions=json.loads(args.regions) if args.regions else None,
+            webhook_url=args.webhook_url, priority=priority, device=args.device, job_id=args.job_id,
+            metadata=json.loads(args.metadata) if args.metadata else None)
+    except (SpecError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(job.id)
+    if args.wait:
+        record = job.result(timeout=args.timeout)
+        print(json.dumps(record, ensure_ascii=False))
+        return 0 if record.get("status") == "succeeded" else 1
+    return 0
+
+
+def cmd_dead_list(args) -> int:
+    from ocrfleet.config.settings import load_settings
+    from ocrfleet.tasks import state
+
+    for delivery_id, record in state.dead_letters(load_settings(), "webhooks").items():
+        print(json.dumps({"delivery_id": delivery_id, **record}, ensure_ascii=False))
+    return 0
+
+
+def cmd_dead_replay(args) -> int:
+    from ocrfleet.config.celery import make_celery
+    from ocrfleet.config.settings import load_settings
+    from ocrfleet.tasks import state, webhooks
+
+    s = load_settings()
+    records = state.dead_letters(s, "webhooks")
+    ids = list(records) if args.all else args.ids
+    if not ids:
+        print("error: give delivery ids or --all", file=sys.stderr)
+        return 2
+    app = make_celery(s, main="ocrfleet-cli")
+    missing = 0
+    for delivery_id in ids:
+        record = records.get(delivery_id)
+        if record is None:
+            print(f"not found: {delivery_id}", file=sys.stderr)
+            missing += 1
+            continue
+        webhooks.enqueue(app, s, record["delivery"])
+        state.remove_dead_letter(s, "webhooks", delivery_id)
+        print(f"replayed {delivery_id}")
+    return 1 if missing else 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="ocrfleet")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

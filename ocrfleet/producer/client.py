@@ -1,0 +1,212 @@
+"""``Producer``: validate a job spec, claim its id (idempotency), enqueue; ``Job``: a handle."""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+
+import redis
+
+from ocrfleet.config.celery import PRIORITY_NAMES, make_celery
+from ocrfleet.config.settings import Settings, load_settings
+from ocrfleet.producer import spec as jobspec
+
+RECOGNIZE_TASK = "ocrfleet.recognize"
+STATE_NAMES = {"PENDING": "queued", "RECEIVED": "queued", "STARTED": "running",
+               "RETRY": "retrying", "REVOKED": "cancelled", "FAILURE": "failed"}
+
+
+class JobConflictError(ValueError):
+    """The job_id was already used for a different spec."""
+
+    code = "CONFLICT"
+
+
+def _digest(spec: dict) -> str:
+    stable = {k: v for k, v in spec.items() if k != "submitted_at"}
+    return hashlib.sha256(json.dumps(stable, sort_keys=True).encode()).hexdigest()
+
+
+def _normalise_inputs(inputs, pages, regions) -> list[dict]:
+    if isinstance(inputs, (str, dict)):
+        inputs = [inputs]
+        if regions is not None and regions and _is_region_list(regions):
+            regions = [regions]  # a single input's regions
+    items = []
+    for i, inp in enumerate(inputs):
+        item = {"ref": inp} if isinstance(inp, str) else dict(inp)
+        if pages is not None and "pages" not in item:
+            item["pages"] = list(pages)
+        if regions is not None and "regions" not in item:
+            if len(regions) != len(inputs):
+                raise jobspec.SpecError(
+                    f"regions must hold one list per input ({len(inputs)}), got {len(regions)}")
+            if regions[i] is not None:
+                item["regions"] = [_plain(r) for r in regions[i]]
+        items.append(item)
+    return items
+
+
+def _is_region_list(regions) -> bool:
+    """True when ``regions`` is a list of regions (for one input) rather than a list per input."""
+    first = regions[0]
+    return isinstance(first, (list, tuple)) and len(first) in (4, 8) and (
+        all(isinstance(v, (int, float)) for v in first)
+        or all(isinstance(p, (list, tuple)) and len(p) == 2 for p in first))
+
+
+def _plain(region):
+    return [list(map(float, p)) if isinstance(p, (list, tuple)) else float(p) for p in region]
+
+
+class Job:
+    def __init__(self, producer: "Producer", job_id: str, created: bool = True):
+        self.producer = producer
+        self.id = job_id
+        self.created = created  # False when an identical job with this id already existed
+
+    def __repr__(self) -> str:
+        return f"Job({self.id!r})"
+
+    @property
+    def result_uri(self) -> str:
+        s = self.producer.settings
+        return f"s3://{s.results_bucket}/{s.results_prefix}/{self.id}.json"
+
+    def _async(self):
+        return self.producer.app.AsyncResult(self.id)
+
+    def status(self) -> str:
+        """queued | running | retrying | succeeded | failed | cancelled | unknown"""
+        r = self._async()
+        state = r.state
+        if state == "SUCCESS":
+            return (r.result or {}).get("status", "succeeded")
+        if state == "PENDING":
+            if self.producer._redis().get(self.producer.settings.key("cancel", self.id)):
+                return "cancelled"
+            if not self.producer._redis().exists(self.producer.settings.key("job", self.id)):
+                return "unknown"
+        return STATE_NAMES.get(state, state.lower())
+
+    def result(self, timeout: float | None = 60.0) -> dict:
+        """Wait for the job; the backend record: status, summary, result_uri, error."""
+        r = self._async()
+        try:
+            value = r.get(timeout=timeout, propagate=False, interval=0.2)
+        except Exception as exc:  # celery.exceptions.TimeoutError
+            if type(exc).__name__ == "TimeoutError":
+                raise TimeoutError(f"job {self.id} not finished after {timeout} s") from exc
+            raise
+        if r.state == "SUCCESS" and isinstance(value, dict):
+            return value
+        return {"job_id": self.id, "status": "failed", "result_uri": None, "summary": None,
+                "error": {"code": "INTERNAL", "message": f"{type(value).__name__}: {value}"}}
+
+    def fetch_result(self) -> dict:
+        """The full result JSON from S3."""
+        from ocrfleet.storage.results import read_result
+
+        return read_result(self.producer.settings, self.id)
+
+    def cancel(self) -> None:
+        """Queued jobs are dropped when a worker picks them up; running jobs stop between inputs."""
+        s = self.producer.settings
+        self.producer._redis().set(s.key("cancel", self.id), "1", ex=s.result_expires)
+        self.producer.app.control.revoke(self.id)
+
+
+class Producer:
+    def __init__(self, settings: Settings | None = None):
+        self.settings = settings or load_settings()
+        self.app = make_celery(self.settings, main="ocrfleet-producer")
+        self._r: redis.Redis | None = None
+
+    def _redis(self) -> redis.Redis:
+        if self._r is None:
+            self._r = redis.Redis.from_url(self.settings.redis)
+        return self._r
+
+    def build_spec(self, inputs, *, model_name=None, batch_size=None, pages=None, regions=None,
+                   webhook_url=None, priority="normal", device="cpu", job_id=None, metadata=None) -> dict:
+        s = self.settings
+        if isinstance(priority, str):
+            if priority not in PRIORITY_NAMES:
+                raise jobspec.SpecError(f"priority must be 0..9 or one of {sorted(PRIORITY_NAMES)}")
+            priority = PRIORITY_NAMES[priority]
+        spec = {
+            "spec_version": jobspec.SPEC_VERSION,
+            "job_id": job_id or uuid.uuid4().hex,
+            "model_name": model_name or s.default_model,
+            "batch_size": batch_size or s.default_batch_size,
+            "device": device,
+            "priority": priority,
+            "inputs": _normalise_inputs(inputs, pages, regions),
+            "submitted_at": time.time(),
+        }
+        if webhook_url:
+            spec["webhook_url"] = webhook_url
+        if metadata is not None:
+            spec["metadata"] = metadata
+        jobspec.validate(spec, s.max_spec_bytes, s.max_inputs)
+        check_refs(s, spec)
+        return spec
+
+    def submit(self, inputs, **kwargs) -> Job:
+        return self.submit_spec(self.build_spec(inputs, **kwargs))
+
+    def submit_many(self, jobs: Iterable[dict | Sequence], **common) -> list[Job]:
+        """Each job is a dict of ``submit`` keyword arguments with ``inputs`` (or bare inputs).
+        Every spec is validated before any is enqueued."""
+        specs = []
+        for job in jobs:
+            kw = dict(common)
+            if isinstance(job, dict) and "inputs" in job:
+                kw.update(job)
+                inputs = kw.pop("inputs")
+            else:
+                inputs = job
+            specs.append(self.build_spec(inputs, **kw))
+        return [self.submit_spec(spec) for spec in specs]
+
+    def submit_spec(self, spec: dict) -> Job:
+        s = self.settings
+        jobspec.validate(spec, s.max_spec_bytes, s.max_inputs)
+        check_refs(s, spec)
+        job_id, digest = spec["job_id"], _digest(spec)
+        key = s.key("job", job_id)
+        r = self._redis()
+        if not r.set(key, digest, nx=True, ex=s.result_expires):
+            existing = r.get(key)
+            if existing is not None and existing.decode() != digest:
+                raise JobConflictError(f"job_id {job_id!r} was already submitted with a different spec")
+            return Job(self, job_id, created=False)
+        try:
+            self.app.send_task(RECOGNIZE_TASK, args=[spec], task_id=job_id,
+                               queue=s.queue(spec["device"]), priority=spec["priority"])
+        except Exception:
+            r.delete(key)
+            raise
+        return Job(self, job_id)
+
+    def job(self, job_id: str) -> Job:
+        return Job(self, job_id, created=False)
+
+
+def check_refs(s: Settings, spec: dict) -> None:
+    """Reject references the workers would refuse anyway (file roots, http hosts)."""
+    from urllib.parse import unquote, urlsplit
+    import os
+
+    for i, item in enumerate(spec["inputs"]):
+        parts = urlsplit(item["ref"])
+        if parts.scheme == "file":
+            path = os.path.normpath(unquote(parts.path))
+            roots = [os.path.normpath(r) for r in s.allowed_file_roots]
+            if not any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots):
+                raise jobspec.SpecError(f"inputs/{i}: {item['ref']!r} is not under an allowed file root")
+        elif parts.scheme in ("http", "https"):
+            if parts.hostname not in s.allowed_http_hosts:
+                raise jobspec.SpecError(f"inputs/{i}: host {parts.hostname!r} is not allow-listed")

@@ -1,0 +1,49 @@
+"""Result objects: one JSON per job at ``s3://<bucket>/<prefix>/<job_id>.json``, written once
+(``If-None-Match: *``) so a redelivered job never replaces the first result."""
+from __future__ import annotations
+
+import json
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ocrfleet.config.settings import Settings
+from ocrfleet.storage import s3
+
+
+def result_key(s: Settings, job_id: str) -> str:
+    return f"{s.results_prefix}/{job_id}.json"
+
+
+def result_uri(s: Settings, job_id: str) -> str:
+    return f"s3://{s.results_bucket}/{result_key(s, job_id)}"
+
+
+def write_result(s: Settings, job_id: str, result: dict) -> tuple[bool, dict]:
+    """Create the result object; (True, result) if written, (False, existing) if it existed."""
+    body = json.dumps(result, ensure_ascii=False, separators=(",", ":")).encode()
+    try:
+        s3.client(s).put_object(Bucket=s.results_bucket, Key=result_key(s, job_id), Body=body,
+                                ContentType="application/json", IfNoneMatch="*")
+        return True, result
+    except ClientError as exc:
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if status == 412 or s3.error_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict"):
+            return False, read_result(s, job_id)
+        raise s3.classify(exc, result_uri(s, job_id)) from exc
+    except BotoCoreError as exc:
+        raise s3.classify(exc, result_uri(s, job_id)) from exc
+
+
+def read_result(s: Settings, job_id: str) -> dict:
+    obj = s3.client(s).get_object(Bucket=s.results_bucket, Key=result_key(s, job_id))
+    return json.loads(obj["Body"].read())
+
+
+def result_exists(s: Settings, job_id: str) -> bool:
+    try:
+        s3.client(s).head_object(Bucket=s.results_bucket, Key=result_key(s, job_id))
+        return True
+    except ClientError as exc:
+        if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+            return False
+        raise

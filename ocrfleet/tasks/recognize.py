@@ -1,0 +1,127 @@
+"""The recognition task: one job spec in, one result object in S3, a small record in the
+result backend, and a webhook. Bad input fails the job (no retry); storage hiccups retry."""
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+
+from ocrfleet.config.settings import Settings
+from ocrfleet.errors import OcrFleetError
+from ocrfleet.producer import spec as jobspec
+from ocrfleet.storage import results
+from ocrfleet.storage.s3 import TransientStorageError
+from ocrfleet.tasks import state, webhooks
+from ocrfleet.tasks.pipeline import RESULT_SCHEMA, JobCancelled, run_job
+
+RECOGNIZE_TASK = "ocrfleet.recognize"
+
+
+def _error(code: str, message: str) -> dict:
+    return {"code": code, "message": message[:2000]}
+
+
+def _record(result: dict) -> dict:
+    """What the result backend keeps: status, summary, URI, error."""
+    return {k: result.get(k) for k in ("job_id", "status", "result_uri", "summary", "error", "model")}
+
+
+@shared_task(bind=True, name=RECOGNIZE_TASK, acks_late=True, max_retries=None)
+def recognize(self, spec: dict) -> dict:
+    from ocrfleet.workers import metrics
+    from ocrfleet.workers.logs import get_logger
+    from ocrfleet.workers.models import get_cache
+
+    s: Settings = self.app.ocrfleet_settings
+    job_id = str(spec.get("job_id") or self.request.id)
+    model = spec.get("model_name", s.default_model)
+    log = get_logger(job_id=job_id, model=model, task_id=self.request.id)
+    started = time.time()
+    where = f"{socket.gethostname()}:{os.getpid()}"
+    base = {"schema": RESULT_SCHEMA, "job_id": job_id, "model": model, "device": s.worker_device,
+            "worker": where, "metadata": spec.get("metadata"), "result_uri": results.result_uri(s, job_id),
+            "started_at": started, "submitted_at": spec.get("submitted_at"),
+            "webhook_url": spec.get("webhook_url")}
+
+    deliveries = state.count_delivery(s, job_id, where) - self.request.retries
+    if deliveries > 1:
+        log.warning("job.redelivered", delivery=deliveries)
+    if results.result_exists(s, job_id):  # a redelivery after the result was written
+        stored = results.read_result(s, job_id)
+        log.info("job.already_done", status=stored.get("status"))
+        return _finish(self, s, stored, log, written=False)
+    if deliveries > s.max_deliveries:
+        msg = f"job was delivered {deliveries} times (workers died running it); dead-lettered"
+        state.dead_letter(s, "jobs", job_id, {"spec": spec, "deliveries": deliveries})
+        return _finish(self, s, {**base, "status": "failed", "error": _error("INTERNAL", msg)}, log)
+    if state.is_cancelled(s, job_id):
+        return _finish(self, s, {**base, "status": "cancelled", "error": None}, log)
+
+    try:
+        jobspec.validate(spec, s.max_spec_bytes, s.max_inputs)
+        recognizer = get_cache(s).get(model)
+        body = run_job(s, spec, recognizer, cancelled=lambda: state.is_cancelled(s, job_id))
+        result = {**base, **body, "status": "succeeded", "error": None, "backend": recognizer.backend_name}
+    except JobCancelled:
+        result = {**base, "status": "cancelled", "error": None}
+    except (OcrFleetError, jobspec.SpecError) as exc:
+        log.warning("job.bad_input", code=exc.code, error=str(exc))
+        result = {**base, "status": "failed", "error": _error(exc.code, str(exc))}
+    except TransientStorageError as exc:
+        return _retry(self, s, exc, log)
+    except SoftTimeLimitExceeded:
+        result = {**base, "status": "failed",
+                  "error": _error("INTERNAL", f"job exceeded the {s.task_soft_time_limit} s time limit")}
+    except Exception as exc:  # noqa: BLE001 - a bug must fail the job, not the worker
+        log.exception("job.internal_error")
+        result = {**base, "status": "failed", "error": _error("INTERNAL", f"{type(exc).__name__}: {exc}")}
+
+    finished = time.time()
+    result["finished_at"] = finished
+    result.setdefault("timings", {})
+    result["timings"]["total_s"] = round(finished - started, 4)
+    if spec.get("submitted_at"):
+        result["timings"]["queued_s"] = round(started - spec["submitted_at"], 4)
+        metrics.QUEUE_WAIT.labels(model).observe(max(0.0, started - spec["submitted_at"]))
+    metrics.LATENCY.labels(model).observe(finished - started)
+    try:
+        return _finish(self, s, result, log, webhook_url=spec.get("webhook_url"))
+    except TransientStorageError as exc:
+        return _retry(self, s, exc, log)
+
+
+def _retry(task, s: Settings, exc: Exception, log):
+    if task.request.retries >= s.storage_retries:
+        log.error("job.storage_unavailable", error=str(exc))
+        raise exc
+    delay = min(60.0, 2.0 * 2 ** task.request.retries)
+    log.warning("job.storage_retry", error=str(exc), retry_in_s=delay)
+    raise task.retry(countdown=delay, exc=exc)
+
+
+def _finish(task, s: Settings, result: dict, log, written: bool = True, webhook_url: str | None = None):
+    from ocrfleet.workers import metrics
+
+    job_id = result["job_id"]
+    if written:
+        created, result = results.write_result(s, job_id, result)
+        if not created:
+            log.info("job.result_existed")
+    state.finished(s, job_id)
+    err = result.get("error") or {}
+    metrics.JOBS.labels(result["status"], result.get("model", ""), err.get("code", "")).inc()
+    if result.get("summary"):
+        metrics.LINES.labels(result.get("model", "")).inc(result["summary"].get("lines", 0))
+    log.info("job.finished", status=result["status"], code=err.get("code"),
+             lines=(result.get("summary") or {}).get("lines"), timings=result.get("timings"))
+    url = webhook_url or _stored_webhook(result)
+    if url:
+        webhooks.enqueue(task.app, s, webhooks.build_delivery(url, result))
+    return _record(result)
+
+
+def _stored_webhook(result: dict) -> str | None:
+    return result.get("webhook_url")

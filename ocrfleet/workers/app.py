@@ -1,0 +1,41 @@
+"""The worker's Celery app (``celery -A ocrfleet.workers.app worker``) and its process hooks:
+models load once per child after fork (``worker_process_init``) and are warmed up there."""
+from __future__ import annotations
+
+import os
+
+from celery import signals
+
+from ocrfleet.config.celery import make_celery
+from ocrfleet.config.settings import load_settings
+from ocrfleet.workers import logs, metrics
+from ocrfleet.workers.models import get_cache, reset_cache
+
+settings = load_settings()
+app = make_celery(settings, main="ocrfleet-worker",
+                  include=["ocrfleet.tasks.recognize", "ocrfleet.tasks.webhooks"])
+
+
+@signals.worker_init.connect
+def _on_worker_init(**_):
+    logs.configure(settings.log_level)
+    logs.get_logger().info("worker.start", settings=settings.public(), pid=os.getpid())
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_port)
+
+
+@signals.worker_process_init.connect
+def _on_process_init(**_):
+    logs.configure(settings.log_level)
+    reset_cache()
+    cache = get_cache(settings)
+    log = logs.get_logger(pid=os.getpid())
+    for name in settings.worker_models:
+        rec = cache.get(name)
+        log.info("model.loaded", model=name, backend=rec.backend_name,
+                 load_s=round(rec.load_seconds, 3), warm_s=round(rec.warm_seconds, 3))
+
+
+@signals.worker_process_shutdown.connect
+def _on_process_shutdown(pid=None, **_):
+    metrics.child_exited(pid or os.getpid())

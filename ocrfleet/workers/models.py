@@ -1,0 +1,76 @@
+"""Per-process predictor cache: models are loaded after fork, warmed up, kept in an LRU."""
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+
+import numpy as np
+
+from ocrfleet.config.settings import Settings
+
+
+def parse_device(device: str) -> tuple[str, int]:
+    """"cpu" -> ("cpu", 0); "gpu" -> ("gpu", 0); "gpu:1" -> ("gpu", 1)."""
+    kind, _, index = device.partition(":")
+    if kind not in ("cpu", "gpu"):
+        raise ValueError(f"device must be cpu or gpu[:N], got {device!r}")
+    return kind, int(index or 0)
+
+
+class ModelCache:
+    def __init__(self, settings: Settings, on_load=None):
+        self.settings = settings
+        self.capacity = max(1, settings.model_cache_size)
+        self._models: OrderedDict[str, object] = OrderedDict()
+        self._lock = threading.Lock()
+        self.on_load = on_load  # callback(name, recognizer)
+
+    def get(self, name: str):
+        with self._lock:
+            if name in self._models:
+                self._models.move_to_end(name)
+                return self._models[name]
+        rec = self._load(name)
+        with self._lock:
+            self._models[name] = rec
+            self._models.move_to_end(name)
+            while len(self._models) > self.capacity:
+                self._models.popitem(last=False)
+        return rec
+
+    def loaded(self) -> list[str]:
+        return list(self._models)
+
+    def _load(self, name: str):
+        from ocrfleet.recognition.backends.base import EngineOptions
+        from ocrfleet.recognition.engine import Recognizer
+        from ocrfleet.recognition.sources import resolve
+
+        kind, index = parse_device(self.settings.worker_device)
+        t0 = time.perf_counter()
+        rec = Recognizer(resolve(name), EngineOptions(device=kind, device_id=index,
+                                                      cpu_threads=self.settings.cpu_threads))
+        rec.recognize([np.full((48, 160, 3), 255, np.uint8)], batch_size=1)  # warm-up
+        rec.warm_seconds = time.perf_counter() - t0
+        if self.on_load:
+            self.on_load(name, rec)
+        return rec
+
+
+_cache: ModelCache | None = None
+
+
+def get_cache(settings: Settings) -> ModelCache:
+    global _cache
+    if _cache is None:
+        from ocrfleet.workers import metrics
+
+        _cache = ModelCache(settings, on_load=metrics.record_model_load)
+    return _cache
+
+
+def reset_cache() -> None:
+    """Drop the cache (after fork, the parent's copy must not be used)."""
+    global _cache
+    _cache = None

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from ocrfleet.config.settings import load_settings, to_env
+from .servers import RedisServer, WebhookReceiver, WeedS3, Worker
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "real"
+MODEL = "PP-OCRv6_tiny_rec"
+SECRET = "test-webhook-secret"
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    server = WeedS3().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def webhook_receiver():
+    rec = WebhookReceiver().start()
+    yield rec
+    rec.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(s3_server, redis_server):
+    run = uuid.uuid4().hex[:8]
+    return load_settings(env={}, **dict(
+        broker_url=f"{redis_server.url}/0", result_backend=f"{redis_server.url}/1",
+        key_prefix=f"fleet-{run}", queue_prefix=f"t{run}.",
+        s3_endpoint_url=s3_server.endpoint, s3_access_key=s3_server.ak, s3_secret_key=s3_server.sk,
+        results_bucket="ocr-results", results_prefix=f"results-{run}",
+        allowed_file_roots=[str(DATA)], default_model=MODEL, worker_models=[MODEL],
+        webhook_secret=SECRET, webhook_allow_private=["127.0.0.1"], webhook_max_attempts=3,
+        webhook_backoff_base=0.2, webhook_backoff_max=1.0,
+        visibility_timeout=120, unacked_restore_interval=2, task_time_limit=90, task_soft_time_limit=80,
+        proc_alive_timeout=60, soft_shutdown_timeout=0, storage_retries=2, log_level="INFO"))
+
+
+@pytest.fixture(scope="session")
+def producer(settings):
+    from ocrfleet.producer import Producer
+
+    return Producer(settings)
+
+
+@pytest.fixture(scope="session")
+def worker(settings, producer):
+    w = Worker(to_env(settings), name=f"w{uuid.uuid4().hex[:6]}", concurrency=2).start(producer.app)
+    yield w
+    w.stop()
+
+
+@pytest.fixture(scope="session")
+def inputs(s3_server):
+    """Real data uploaded to s3://inputs/: line images, the receipt photos, PDFs."""
+    c = s3_server.client()
+    refs = {"lines": [], "labels": {}}
+    for tsv in sorted(DATA.glob("rec/*/labels.tsv")):
+        for line in tsv.read_text().splitlines():
+            rel, label = line.split("\t", 1)
+            path = tsv.parent / rel
+            key = f"lines/{tsv.parent.name}/{path.name}"
+            c.put_object(Bucket="inputs", Key=key, Body=path.read_bytes())
+            refs["lines"].append(f"s3://inputs/{key}")
+            refs["labels"][f"s3://inputs/{key}"] = label
+    for path in DATA.glob("receipts/wildreceipt/*.jpeg"):
+        c.put_object(Bucket="inputs", Key=f"receipts/{path.name}", Body=path.read_bytes())
+    for path in DATA.glob("pdf/*.pdf"):
+        c.put_object(Bucket="inputs", Key=f"pdf/{path.name}", Body=path.read_bytes())
+    c.put_object(Bucket="inputs", Key="corrupt.png", Body=b"\x89PNG\r\n\x1a\n" + b"garbage" * 50)
+    return refs
