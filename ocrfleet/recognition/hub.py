@@ -349,6 +349,8 @@ def _stream(client, url: str, part: Path, meta: Path, progress: bool, hf: bool):
             raise _Retryable(f"{url}: HTTP 416 for bytes={have}-")
         if status == 429 or status >= 500:
             raise _Retryable(f"{url}: HTTP {status}")
+        if status in (401, 403):  # Hugging Face answers 401 for a repository that does not exist
+            raise ModelUnavailableError(f"{url}: HTTP {status} (no such repository or file, or access denied)")
         if status not in (200, 206):
             raise ModelUnavailableError(f"{url}: HTTP {status} {resp.reason_phrase}")
         digests = _header_digests(resp, hf)
