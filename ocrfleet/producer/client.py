@@ -140,7 +140,7 @@ class Producer:
             "spec_version": jobspec.SPEC_VERSION,
             "job_id": job_id or uuid.uuid4().hex,
             "model_name": model_name or s.default_model,
-            "batch_size": batch_size or s.default_batch_size,
+            "batch_size": s.default_batch_size if batch_size is None else batch_size,
             "device": device,
             "priority": priority,
             "inputs": _normalise_inputs(inputs, pages, regions),

@@ -164,7 +164,7 @@ class WebhookReceiver:
                 if self.path.startswith("/fail"):
                     status = 500
                 elif self.path.startswith("/flaky"):
-                    status = 500 if n <= int(self.path[len("/flaky"):] or 1) else 200
+                    status = 500 if n <= int(self.path[len("/flaky"):].split("?")[0] or 1) else 200
                 self.send_response(status)
                 self.send_header("content-length", "0")
                 self.end_headers()

@@ -1,0 +1,108 @@
+"""Bad input fails the job with a code (no retry) and the worker keeps serving; specs are
+validated before anything is enqueued; job ids are idempotency keys."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import redis
+
+from ocrfleet.producer import JobConflictError, SpecError
+from ocrfleet.storage.results import read_result
+
+from .conftest import DATA
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def test_missing_object_is_not_found(producer, settings, worker, inputs):
+    job = producer.submit("s3://inputs/does/not/exist.png")
+    record = job.result(timeout=60)
+    assert record["status"] == "failed"
+    assert record["error"]["code"] == "NOT_FOUND", record
+    assert job.status() == "failed"
+    stored = read_result(settings, job.id)
+    assert stored["error"]["code"] == "NOT_FOUND" and "does/not/exist.png" in stored["error"]["message"]
+
+
+def test_missing_bucket_is_not_found(producer, worker, inputs):
+    record = producer.submit("s3://no-such-bucket/x.png").result(timeout=60)
+    assert record["error"]["code"] == "NOT_FOUND", record
+
+
+def test_corrupt_image_fails_and_next_job_succeeds(producer, worker, inputs):
+    bad = producer.submit(["s3://inputs/corrupt.png"])
+    good = producer.submit([inputs["lines"][-1]])
+    record = bad.result(timeout=60)
+    assert record["status"] == "failed" and record["error"]["code"] == "INVALID_INPUT", record
+    assert good.result(timeout=60)["status"] == "succeeded"
+
+
+def test_unknown_model_is_model_unavailable(producer, worker, inputs):
+    record = producer.submit([inputs["lines"][0]], model_name="PP-OCRv9_imaginary_rec").result(timeout=60)
+    assert record["error"]["code"] == "MODEL_UNAVAILABLE", record
+
+
+def test_pdf_page_out_of_range_is_invalid(producer, worker, inputs):
+    record = producer.submit("s3://inputs/pdf/render.pdf", pages=[99]).result(timeout=60)
+    assert record["error"]["code"] == "INVALID_INPUT", record
+
+
+def test_file_refs_under_allowed_root(producer, settings, worker):
+    path = sorted((DATA / "rec/wildreceipt_lines/imgs").iterdir())[0]
+    job = producer.submit(f"file://{path}")
+    assert job.result(timeout=60)["status"] == "succeeded"
+    with pytest.raises(SpecError, match="allowed file root"):
+        producer.submit("file:///etc/passwd")
+    with pytest.raises(SpecError, match=r"'\.\.'"):
+        producer.submit(f"file://{DATA}/../../../etc/passwd")
+
+
+def _queued(settings) -> int:
+    r = redis.Redis.from_url(settings.broker_url)
+    return sum(r.llen(k) for k in r.keys(settings.queue("*") + "*"))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(inputs=["ftp://x/y.png"]), "does not match"),
+    (dict(inputs=["s3://bucket-only"]), "s3://bucket/key"),
+    (dict(inputs=["s3://b/k.png"], batch_size=0), "batch_size"),
+    (dict(inputs=["s3://b/k.png"], device="tpu"), "device"),
+    (dict(inputs=["s3://b/k.png"], job_id="bad id with spaces"), "job_id"),
+    (dict(inputs=["s3://b/k.png"], regions=[[[1, 2, 3]]]), "regions"),
+    (dict(inputs=["https://evil.example/a.png"]), "allow-listed"),
+    (dict(inputs=["s3://b/k.png"], metadata={"blob": "x" * 300_000}), "limit"),
+])
+def test_bad_spec_rejected_before_enqueue(producer, settings, kwargs, message):
+    kwargs = dict(kwargs)
+    before = _queued(settings)
+    job_id = kwargs.pop("job_id", None) or uuid.uuid4().hex
+    with pytest.raises(SpecError, match=message):
+        producer.submit(kwargs.pop("inputs"), job_id=job_id, **kwargs)
+    assert _queued(settings) == before
+    assert not redis.Redis.from_url(settings.redis).exists(settings.key("job", job_id))
+
+
+def test_idempotent_resubmit(producer, settings, worker, inputs):
+    job_id = f"idem-{uuid.uuid4().hex[:8]}"
+    first = producer.submit([inputs["lines"][1]], job_id=job_id)
+    second = producer.submit([inputs["lines"][1]], job_id=job_id)
+    assert first.created and not second.created and second.id == job_id
+    assert first.result(timeout=60)["status"] == "succeeded"
+    third = producer.submit([inputs["lines"][1]], job_id=job_id)
+    assert not third.created and third.result(timeout=5)["status"] == "succeeded"
+    with pytest.raises(JobConflictError):
+        producer.submit([inputs["lines"][2]], job_id=job_id)
+    r = redis.Redis.from_url(settings.redis)
+    assert int(r.get(settings.key("deliveries", job_id))) == 1  # executed once
+
+
+def test_cancel_before_start(producer, settings, inputs):
+    # no worker consumes the gpu queue here: the job waits, is cancelled, then a worker drops it
+    job = producer.submit([inputs["lines"][0]], device="gpu")
+    job.cancel()
+    assert job.status() == "cancelled"
+
+
+def test_unknown_job_status(producer):
+    assert producer.job("never-submitted").status() == "unknown"
