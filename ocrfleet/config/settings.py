@@ -134,10 +134,10 @@ def load_settings(path: str | None = None, env: dict | None = None, **overrides)
         key = "OCRFLEET_" + name.upper()
         if key in env:
             values[name] = env[key]
+    values.update(overrides)
     unknown = set(values) - set(by_name)
     if unknown:
         raise ValueError(f"unknown ocrfleet setting(s): {', '.join(sorted(unknown))}")
-    values.update(overrides)
     return Settings(**{k: _coerce(by_name[k], v) for k, v in values.items()})
 
 
