@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from ocrfleet.config.settings import load_settings, to_env
-from .servers import RedisServer, WebhookReceiver, WeedS3, Worker
+from .servers import free_port, RedisServer, WebhookReceiver, WeedS3, Worker
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "real"
 MODEL = "PP-OCRv6_tiny_rec"
@@ -58,7 +58,8 @@ def producer(settings):
 
 @pytest.fixture(scope="session")
 def worker(settings, producer):
-    w = Worker(to_env(settings), name=f"w{uuid.uuid4().hex[:6]}", concurrency=2).start(producer.app)
+    w = Worker(to_env(settings), name=f"w{uuid.uuid4().hex[:6]}", concurrency=2,
+               extra=["--metrics-port", str(free_port())]).start(producer.app)
     yield w
     w.stop()
 

@@ -1,0 +1,42 @@
+"""docker/ cannot be built here (no Docker engine): check what can be checked."""
+from __future__ import annotations
+
+import re
+
+import redis
+import yaml
+
+from .servers import REPO
+
+DOCKER = REPO / "docker"
+
+
+def test_compose_parses_and_has_the_fleet():
+    compose = yaml.safe_load((DOCKER / "compose.yaml").read_text())
+    assert {"redis", "s3", "worker-cpu", "worker-gpu", "flower"} <= set(compose["services"])
+    for name in ("worker-cpu", "worker-gpu"):
+        svc = compose["services"][name]
+        assert svc["environment"]["OCRFLEET_BROKER_URL"].startswith("redis://redis")
+        assert (REPO / svc["build"]["dockerfile"]).exists()
+    gpu = compose["services"]["worker-gpu"]["deploy"]["resources"]["reservations"]["devices"][0]
+    assert gpu["capabilities"] == ["gpu"]
+    assert "noeviction" in compose["services"]["redis"]["command"]
+
+
+def test_dockerfiles_run_the_fleet_cli():
+    for name in ("Dockerfile.cpu", "Dockerfile.gpu"):
+        text = (DOCKER / name).read_text()
+        assert re.search(r'ENTRYPOINT \["python", "-m", "ocrfleet.fleet_cli", "worker"\]', text)
+        assert "REMAP_SIGTERM=SIGQUIT" in text and "USER ocr" in text
+    assert "onnxruntime-gpu" in (DOCKER / "Dockerfile.gpu").read_text()
+
+
+def test_keda_triggers_match_kombu_priority_lists(producer, settings, inputs):
+    obj = yaml.safe_load((DOCKER / "k8s/keda-scaledobject.yaml").read_text())
+    names = {t["metadata"]["listName"] for t in obj["spec"]["triggers"]}
+    assert {"ocr.cpu", "ocr.cpu:3", "ocr.cpu:6", "ocr.cpu:9"} <= names
+    # the real list names kombu writes for each priority (gpu queue: no worker consumes it here)
+    r = redis.Redis.from_url(settings.broker_url)
+    for prio, suffix in ((0, ""), ("normal", ":3"), (6, ":6"), ("bulk", ":9")):
+        producer.submit([inputs["lines"][0]], device="gpu", priority=prio)
+        assert r.llen(settings.queue("gpu") + suffix) >= 1, (prio, r.keys("*ocr.gpu*"))
