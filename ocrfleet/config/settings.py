@@ -51,6 +51,7 @@ class Settings:
     max_spec_bytes: int = 256 * 1024
     max_inputs: int = 1000
     storage_retries: int = 4
+    storage_backoff_base: float = 2.0      # retry delays: base, 2*base, 4*base, ... (max 60 s)
     # recognition
     default_model: str = "PP-OCRv5_mobile_rec"
     default_batch_size: int = 8

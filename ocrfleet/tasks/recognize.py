@@ -71,7 +71,9 @@ def recognize(self, spec: dict) -> dict:
         log.warning("job.bad_input", code=exc.code, error=str(exc))
         result = {**base, "status": "failed", "error": _error(exc.code, str(exc))}
     except TransientStorageError as exc:
-        return _retry(self, s, exc, log)
+        _retry(self, s, exc, log)  # raises Retry while retries are left
+        result = {**base, "status": "failed",
+                  "error": _error("INTERNAL", f"storage unavailable after {s.storage_retries} retries: {exc}")}
     except SoftTimeLimitExceeded:
         result = {**base, "status": "failed",
                   "error": _error("INTERNAL", f"job exceeded the {s.task_soft_time_limit} s time limit")}
@@ -90,14 +92,20 @@ def recognize(self, spec: dict) -> dict:
     try:
         return _finish(self, s, result, log, webhook_url=spec.get("webhook_url"))
     except TransientStorageError as exc:
-        return _retry(self, s, exc, log)
+        _retry(self, s, exc, log)
+        log.error("job.result_not_written", error=str(exc))  # the backend record still tells
+        result["result_uri"] = None
+        result["error"] = result["error"] or _error("INTERNAL", f"result could not be stored: {exc}")
+        result["status"] = "failed"
+        return _finish(self, s, result, log, written=False, webhook_url=spec.get("webhook_url"))
 
 
-def _retry(task, s: Settings, exc: Exception, log):
+def _retry(task, s: Settings, exc: Exception, log) -> None:
+    """Raise celery's Retry with exponential backoff; return when no retries are left."""
     if task.request.retries >= s.storage_retries:
         log.error("job.storage_unavailable", error=str(exc))
-        raise exc
-    delay = min(60.0, 2.0 * 2 ** task.request.retries)
+        return
+    delay = min(60.0, s.storage_backoff_base * 2 ** task.request.retries)
     log.warning("job.storage_retry", error=str(exc), retry_in_s=delay)
     raise task.retry(countdown=delay, exc=exc)
 

@@ -45,6 +45,7 @@ def settings(s3_server, redis_server):
         allowed_file_roots=[str(DATA)], default_model=MODEL, worker_models=[MODEL],
         webhook_secret=SECRET, webhook_allow_private=["127.0.0.1"], webhook_max_attempts=3,
         webhook_backoff_base=0.2, webhook_backoff_max=1.0,
+        allowed_http_hosts=["127.0.0.1"], storage_backoff_base=0.3,
         visibility_timeout=120, unacked_restore_interval=2, task_time_limit=90, task_soft_time_limit=80,
         proc_alive_timeout=60, soft_shutdown_timeout=0, storage_retries=2, log_level="INFO"))
 

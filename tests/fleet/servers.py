@@ -144,9 +144,11 @@ class RedisServer:
 
 
 class WebhookReceiver:
-    """Records POSTs. Paths starting /fail answer 500; /flaky<N> answers 500 N times, then 200."""
+    """Records POSTs. Paths starting /fail answer 500; /flaky<N> answers 500 N times, then 200.
+    Also serves ``files`` on GET /files/<name>; GET /flaky<N>/<name> answers 503 N times first."""
 
     def __init__(self):
+        self.files: dict[str, bytes] = {}
         self.requests: list[dict] = []
         self.cond = threading.Condition()
         self.counts: dict[str, int] = {}
@@ -168,6 +170,24 @@ class WebhookReceiver:
                 self.send_response(status)
                 self.send_header("content-length", "0")
                 self.end_headers()
+
+            def do_GET(self):  # noqa: N802
+                path = self.path.split("?")[0]
+                with outer.cond:
+                    n = outer.counts[self.path] = outer.counts.get(self.path, 0) + 1
+                    outer.requests.append({"path": self.path, "method": "GET", "time": time.time()})
+                head, _, name = path[1:].partition("/")
+                failing = head.startswith("flaky") and n <= int(head[len("flaky"):] or 1)
+                data = outer.files.get(name)
+                if failing or data is None:
+                    self.send_response(503 if failing else 404)
+                    self.send_header("content-length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
             def log_message(self, *args):
                 pass

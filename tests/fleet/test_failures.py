@@ -106,3 +106,29 @@ def test_cancel_before_start(producer, settings, inputs):
 
 def test_unknown_job_status(producer):
     assert producer.job("never-submitted").status() == "unknown"
+
+
+def test_http_input_transient_errors_retry_then_succeed(producer, settings, worker, webhook_receiver):
+    path = sorted((DATA / "rec/wildreceipt_lines/imgs").iterdir())[1]
+    webhook_receiver.files["line.jpg"] = path.read_bytes()
+    url = f"{webhook_receiver.url}/flaky2/line.jpg?{uuid.uuid4().hex}"
+    job = producer.submit(url)
+    record = job.result(timeout=60)
+    assert record["status"] == "succeeded", record
+    gets = [r for r in webhook_receiver.requests if r["path"] == url[len(webhook_receiver.url):]]
+    assert len(gets) == 3 and gets[2]["time"] - gets[1]["time"] >= 0.5  # backoff 0.3 s, then 0.6 s
+    r = redis.Redis.from_url(settings.redis)
+    assert int(r.get(settings.key("deliveries", job.id))) == 3  # two retries, counted apart
+    missing = producer.submit(f"{webhook_receiver.url}/files/nothing.png").result(timeout=60)
+    assert missing["error"]["code"] == "NOT_FOUND", missing
+
+
+def test_storage_down_fails_with_internal_after_retries(producer, worker, webhook_receiver):
+    url = f"{webhook_receiver.url}/flaky99/line.jpg?{uuid.uuid4().hex}"
+    record = producer.submit(url).result(timeout=60)
+    assert record["status"] == "failed" and record["error"]["code"] == "INTERNAL", record
+    assert "storage unavailable" in record["error"]["message"]
+
+
+def test_any_device_routes_to_shared_queue(producer, worker, inputs):
+    assert producer.submit([inputs["lines"][2]], device="any").result(timeout=60)["status"] == "succeeded"
