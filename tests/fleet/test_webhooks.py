@@ -107,3 +107,12 @@ def test_signature_verification_recipe():
     import hmac
     mac = hmac.new(SECRET.encode(), b"msg_1.1700000000." + body, hashlib.sha256).digest()
     assert h["webhook-signature"] == "v1," + base64.b64encode(mac).decode()
+
+
+def test_cli_submit_wait(settings, worker, inputs):
+    out = _cli(settings, "submit", inputs["lines"][7], "--model", "PP-OCRv6_tiny_rec", "--wait", "--timeout", "60")
+    assert out.returncode == 0, out.stderr
+    job_id, record = out.stdout.splitlines()
+    assert json.loads(record)["job_id"] == job_id and json.loads(record)["status"] == "succeeded"
+    bad = _cli(settings, "submit", "ftp://nope/x.png")
+    assert bad.returncode == 2 and "does not match" in bad.stderr
