@@ -60,6 +60,10 @@ class Settings:
     model_cache_size: int = 2
     cpu_threads: int = 1
     max_pdf_pages: int = 200
+    # cross-job batching (threads pool only; see docs/fleet.md "Batching across jobs")
+    worker_pool: str = "prefork"           # prefork | threads (set by `ocrfleet worker --pool`)
+    batch_size: int = 16                   # lines per model call in the threads pool's batcher
+    batch_max_wait_ms: float = 20.0        # longest a line waits for others; < 0: no batching
     # webhooks
     webhook_secret: str = ""
     webhook_max_attempts: int = 6

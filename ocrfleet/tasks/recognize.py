@@ -32,6 +32,7 @@ def _record(result: dict) -> dict:
 @shared_task(bind=True, name=RECOGNIZE_TASK, acks_late=True, max_retries=None)
 def recognize(self, spec: dict) -> dict:
     from ocrfleet.workers import metrics
+    from ocrfleet.workers.batcher import job_recognizer
     from ocrfleet.workers.logs import get_logger
     from ocrfleet.workers.models import get_cache
 
@@ -62,8 +63,9 @@ def recognize(self, spec: dict) -> dict:
 
     try:
         jobspec.validate(spec, s.max_spec_bytes, s.max_inputs)
-        recognizer = get_cache(s).get(model)
-        body = run_job(s, spec, recognizer, cancelled=lambda: state.is_cancelled(s, job_id))
+        with job_recognizer(s, get_cache(s).get(model)) as recognizer:  # batched in the threads pool
+            body = run_job(s, spec, recognizer,
+                           cancelled=lambda: recognizer.check() or state.is_cancelled(s, job_id))
         result = {**base, **body, "status": "succeeded", "error": None, "backend": recognizer.backend_name}
     except JobCancelled:
         result = {**base, "status": "cancelled", "error": None}

@@ -1,0 +1,266 @@
+"""Cross-job batching inside one worker process (the ``threads`` pool).
+
+A prefork child runs one job at a time, so a one-line job pays the whole per-job overhead
+(broker, Redis, S3 get/put) with the model idle, and always runs the model at batch size 1.
+In the threads pool several jobs run at once in one process; their I/O overlaps, and their
+line images meet here: one inference thread per model collects the lines submitted by the
+running jobs, runs the recogniser once for all of them and hands each job its own results.
+
+When the thread is free and lines are waiting it runs them at once if
+
+* ``batch_size`` lines are waiting, or
+* every job that announced itself (``job()``) has submitted its lines: nobody else can
+  join this batch, so waiting would only add latency, or
+* the oldest waiting request has waited ``max_wait_ms``.
+
+While the model runs, new requests queue up and go together into the next call: under load
+batches fill without any waiting. The engine's ``pack="exact"`` planning only ever puts
+lines of the same padded width in one model call, so every line gets the same text and
+score as when its job runs alone (tests/fleet/test_batcher.py checks this).
+
+A request whose batch fails is retried alone, so one bad request cannot fail its
+neighbours; an exception is delivered to the callers it belongs to and the thread goes on.
+Callers wait with a deadline (``JobContext``): the threads pool does not enforce Celery's
+time limits, so the task raises ``SoftTimeLimitExceeded`` itself when a job runs too long.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
+
+from celery.exceptions import SoftTimeLimitExceeded
+
+from ocrfleet.recognition.engine import check_line
+
+
+class _Request:
+    __slots__ = ("images", "future", "arrived", "owner")
+
+    def __init__(self, images, owner):
+        self.images = images
+        self.future: Future = Future()
+        self.arrived = time.monotonic()
+        self.owner = owner
+
+
+class Batcher:
+    """One inference thread for one recogniser. ``recognize()`` has the recogniser's signature."""
+
+    def __init__(self, recognizer, batch_size: int = 16, max_wait_ms: float = 20.0,
+                 pack: str = "exact", name: str = "model"):
+        if batch_size < 1:
+            raise ValueError("batch_size must be a positive integer")
+        self.recognizer = recognizer
+        self.batch_size = batch_size
+        self.max_wait = max(0.0, max_wait_ms) / 1000.0
+        self.pack = pack
+        self.name = name
+        self._queue: deque[_Request] = deque()
+        self._queued_lines = 0
+        self._expected: dict[object, int] = {}  # job token -> announced, not yet submitted
+        self._cond = threading.Condition()
+        self._stopped = False
+        self.stats = {"calls": 0, "requests": 0, "lines": 0, "max_lines": 0, "failed_calls": 0}
+        self._thread = threading.Thread(target=self._loop, name=f"ocrfleet-batcher-{name}", daemon=True)
+        self._thread.start()
+
+    # -- callers ---------------------------------------------------------------------------
+    @property
+    def backend_name(self) -> str:
+        return self.recognizer.backend_name
+
+    @contextmanager
+    def job(self):
+        """Announce a job that will submit lines: the batcher won't wait for lines that are
+        not coming (a batch runs as soon as every announced job has submitted)."""
+        token = object()
+        with self._cond:
+            self._expected[token] = 1
+        try:
+            yield token
+        finally:
+            with self._cond:
+                if self._expected.pop(token, None):
+                    self._cond.notify_all()
+
+    def submit(self, images, token=None) -> Future:
+        """Queue line images; the future resolves to [(text, score)] in order. Invalid images
+        raise InvalidInputError here, in the caller, and never reach a shared batch."""
+        prepared = [check_line(im) for im in images]
+        req = _Request(prepared, token)
+        with self._cond:
+            if self._stopped:
+                raise RuntimeError(f"batcher {self.name} is stopped")
+            if token is not None:
+                self._expected.pop(token, None)
+            if prepared:
+                self._queue.append(req)
+                self._queued_lines += len(prepared)
+                self._cond.notify_all()
+        if not prepared:
+            req.future.set_result([])
+        return req.future
+
+    def recognize(self, images, batch_size: int | None = None, pack: str | None = None,
+                  token=None, deadline: float | None = None) -> list[tuple[str, float]]:
+        """Like ``Recognizer.recognize`` (``batch_size``/``pack`` of the caller are ignored: with
+        exact packing they don't change results). ``deadline`` is a ``time.monotonic()`` value."""
+        future = self.submit(images, token)
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            return future.result(timeout)
+        except FutureTimeout:
+            future.cancel()  # skipped if the thread has not taken it yet
+            raise SoftTimeLimitExceeded("job time limit reached while waiting for recognition") from None
+
+    def stop(self, timeout: float = 5.0) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+
+    # -- the inference thread --------------------------------------------------------------
+    def _ready(self, now: float) -> float | None:
+        """0 if a batch should run now, else seconds to wait (None: wait for a notify)."""
+        if not self._queue:
+            return None
+        if self._queued_lines >= self.batch_size or not self._expected:
+            return 0.0
+        return max(0.0, self._queue[0].arrived + self.max_wait - now)
+
+    def _take(self) -> list[_Request]:
+        taken, lines = [], 0
+        while self._queue:
+            req = self._queue[0]
+            if taken and lines + len(req.images) > self.batch_size:
+                break
+            self._queue.popleft()
+            self._queued_lines -= len(req.images)
+            if req.future.set_running_or_notify_cancel():
+                taken.append(req)
+                lines += len(req.images)
+        return taken
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    if self._stopped:
+                        self._fail_queued()
+                        return
+                    wait = self._ready(time.monotonic())
+                    if wait == 0.0:
+                        break
+                    self._cond.wait(wait)
+                batch = self._take()
+            if batch:
+                self._run(batch)
+
+    def _run(self, batch: list[_Request]) -> None:
+        images = [im for req in batch for im in req.images]
+        try:
+            texts = self.recognizer.recognize(images, batch_size=self.batch_size, pack=self.pack)
+        except BaseException as exc:  # noqa: BLE001 - delivered to the callers, the thread goes on
+            self.stats["failed_calls"] += 1
+            if len(batch) == 1:
+                batch[0].future.set_exception(exc)
+                return
+            for req in batch:  # find whose lines fail: each request alone
+                try:
+                    req.future.set_result(self.recognizer.recognize(req.images, batch_size=self.batch_size,
+                                                                    pack=self.pack))
+                except BaseException as one:  # noqa: BLE001
+                    req.future.set_exception(one)
+            return
+        self.stats["calls"] += 1
+        self.stats["requests"] += len(batch)
+        self.stats["lines"] += len(images)
+        self.stats["max_lines"] = max(self.stats["max_lines"], len(images))
+        start = 0
+        for req in batch:
+            n = len(req.images)
+            req.future.set_result(texts[start:start + n])
+            start += n
+
+    def _fail_queued(self) -> None:
+        while self._queue:
+            req = self._queue.popleft()
+            if req.future.set_running_or_notify_cancel():
+                req.future.set_exception(RuntimeError(f"batcher {self.name} stopped"))
+        self._queued_lines = 0
+
+
+# -- per-process registry (threads pool) ---------------------------------------------------
+_batchers: dict[str, Batcher] = {}
+_lock = threading.Lock()
+
+
+def get_batcher(settings, name: str, recognizer) -> Batcher:
+    """The batcher of model ``name`` (replaced if the model cache reloaded the recogniser)."""
+    with _lock:
+        b = _batchers.get(name)
+        if b is None or b.recognizer is not recognizer:
+            if b is not None:
+                b.stop(0)
+            b = _batchers[name] = Batcher(recognizer, batch_size=settings.batch_size,
+                                          max_wait_ms=settings.batch_max_wait_ms, name=name)
+        return b
+
+
+def stop_all() -> None:
+    with _lock:
+        for b in _batchers.values():
+            b.stop()
+        _batchers.clear()
+
+
+class JobContext:
+    """What a task holds while its job runs: a deadline and, in the threads pool, a
+    recogniser view that submits to the model's batcher."""
+
+    def __init__(self, settings, recognizer, batched: bool, time_limit: float | None):
+        self.deadline = time.monotonic() + time_limit if time_limit else None
+        self.time_limit = time_limit
+        self.batcher = get_batcher(settings, recognizer_name(recognizer), recognizer) if batched else None
+        self.recognizer = recognizer
+        self.token = None
+
+    def check(self) -> None:
+        """Raise SoftTimeLimitExceeded once the job's deadline has passed."""
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise SoftTimeLimitExceeded(f"job exceeded the {self.time_limit} s time limit")
+
+    @property
+    def backend_name(self) -> str:
+        return self.recognizer.backend_name
+
+    def recognize(self, images, batch_size: int = 8, pack: str = "exact"):
+        self.check()
+        if self.batcher is None:
+            return self.recognizer.recognize(images, batch_size=batch_size, pack=pack)
+        return self.batcher.recognize(images, token=self.token, deadline=self.deadline)
+
+
+def recognizer_name(recognizer) -> str:
+    return getattr(getattr(recognizer, "files", None), "name", None) or f"rec-{id(recognizer):x}"
+
+
+@contextmanager
+def job_recognizer(settings, recognizer):
+    """``with job_recognizer(s, rec) as r: run_job(..., r, cancelled=lambda: r.check() or ...)``.
+    In the threads pool (``settings.worker_pool == "threads"``) ``r`` batches across jobs and
+    enforces ``task_soft_time_limit`` itself; in prefork it is the recogniser (Celery enforces
+    the limits)."""
+    threads = settings.worker_pool == "threads"
+    ctx = JobContext(settings, recognizer, batched=threads and settings.batch_max_wait_ms >= 0,
+                     time_limit=settings.task_soft_time_limit if threads else None)
+    if ctx.batcher is None:
+        yield ctx
+        return
+    with ctx.batcher.job() as token:
+        ctx.token = token
+        yield ctx
