@@ -22,6 +22,12 @@ def _on_worker_init(**_):
     logs.get_logger().info("worker.start", settings=settings.public(), pid=os.getpid())
     if settings.metrics_port:
         metrics.serve(settings.metrics_port)
+    if settings.worker_pool == "threads":  # no child processes: load, warm and batch here
+        _on_process_init()
+        from ocrfleet.workers.batcher import get_batcher
+
+        for name in settings.worker_models:
+            get_batcher(settings, name, get_cache(settings).get(name))
 
 
 @signals.worker_process_init.connect
