@@ -16,7 +16,14 @@ def register(subparsers) -> None:
     w = subparsers.add_parser("worker", help="run a Celery recognition worker")
     w.add_argument("--device", default=None, help="cpu | gpu:N (default: OCRFLEET_WORKER_DEVICE or cpu)")
     w.add_argument("--models", default=None, help="comma-separated models to load in every process")
-    w.add_argument("--concurrency", "-c", type=int, default=None, help="worker processes (prefork)")
+    w.add_argument("--concurrency", "-c", type=int, default=None,
+                   help="prefork: worker processes (default: cores, 1 on GPU); threads: jobs in flight (default 8)")
+    w.add_argument("--pool", "-P", choices=["prefork", "threads"], default=None,
+                   help="prefork (default; one job per process, time limits enforced by Celery) or threads "
+                        "(one process, jobs in flight share a batched model: for short jobs)")
+    w.add_argument("--batch-wait-ms", type=float, default=None,
+                   help="threads pool: longest a line waits for lines of other jobs (default 20; <0: no batching)")
+    w.add_argument("--batch-size", type=int, default=None, help="threads pool: lines per model call (default 16)")
     w.add_argument("--autoscale", default=None, help="MAX,MIN processes (not recommended for models)")
     w.add_argument("--queues", "-Q", default=None,
                    help="queues to consume (default: ocr.<device>,ocr.any,ocr.webhooks)")
@@ -59,7 +66,14 @@ def worker_argv(settings, args) -> tuple[list[str], dict[str, str]]:
 
     device = args.device or settings.worker_device
     kind, index = parse_device(device)
+    pool = args.pool or settings.worker_pool
     env = {"OCRFLEET_WORKER_DEVICE": device}
+    if args.pool or pool != "prefork":
+        env["OCRFLEET_WORKER_POOL"] = pool  # the worker app reads it (threads: load + batch in-process)
+    if args.batch_wait_ms is not None:
+        env["OCRFLEET_BATCH_MAX_WAIT_MS"] = str(args.batch_wait_ms)
+    if args.batch_size is not None:
+        env["OCRFLEET_BATCH_SIZE"] = str(args.batch_size)
     if args.models:
         env["OCRFLEET_WORKER_MODELS"] = args.models
     if kind == "gpu" and "CUDA_VISIBLE_DEVICES" not in os.environ:
@@ -72,8 +86,10 @@ def worker_argv(settings, args) -> tuple[list[str], dict[str, str]]:
                        or tempfile.mkdtemp(prefix="ocrfleet-prom-"))
     queues = args.queues or ",".join(settings.queue(q) for q in (kind, "any", "webhooks"))
     argv = [sys.executable, "-m", "celery", "-A", "ocrfleet.workers.app", "worker",
-            "-P", "prefork", "-Q", queues, "-l", args.loglevel, "-E"]
-    if args.autoscale:
+            "-P", pool, "-Q", queues, "-l", args.loglevel, "-E"]
+    if pool == "threads":
+        argv += ["-c", str(args.concurrency or 8)]
+    elif args.autoscale:
         argv += ["--autoscale", args.autoscale]
     else:
         argv += ["-c", str(args.concurrency or (1 if kind == "gpu" else os.cpu_count() or 1))]

@@ -35,6 +35,7 @@ from contextlib import contextmanager
 from celery.exceptions import SoftTimeLimitExceeded
 
 from ocrfleet.recognition.engine import check_line
+from ocrfleet.workers import metrics
 
 
 class _Request:
@@ -180,6 +181,8 @@ class Batcher:
         self.stats["requests"] += len(batch)
         self.stats["lines"] += len(images)
         self.stats["max_lines"] = max(self.stats["max_lines"], len(images))
+        metrics.BATCH_JOBS.labels(self.name).observe(len(batch))
+        metrics.BATCH_LINES.labels(self.name).observe(len(images))
         start = 0
         for req in batch:
             n = len(req.images)

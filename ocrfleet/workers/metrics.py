@@ -14,6 +14,10 @@ QUEUE_WAIT = Histogram("ocrfleet_queue_wait_seconds", "Submit to start", ["model
 LINES = Counter("ocrfleet_lines_total", "Recognised text lines", ["model"])
 MODEL_LOAD = Histogram("ocrfleet_model_load_seconds", "Model load + warm-up time", ["model", "backend"],
                        buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300))
+BATCH_JOBS = Histogram("ocrfleet_batch_jobs", "Jobs per model call of the cross-job batcher (threads pool)",
+                       ["model"], buckets=(1, 2, 4, 8, 16, 32, 64))
+BATCH_LINES = Histogram("ocrfleet_batch_lines", "Lines per model call of the cross-job batcher (threads pool)",
+                        ["model"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
 WEBHOOKS = Counter("ocrfleet_webhook_deliveries_total", "Webhook attempts by outcome", ["outcome"])
 
 
