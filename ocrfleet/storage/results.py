@@ -35,15 +35,25 @@ def write_result(s: Settings, job_id: str, result: dict) -> tuple[bool, dict]:
 
 
 def read_result(s: Settings, job_id: str) -> dict:
-    obj = s3.client(s).get_object(Bucket=s.results_bucket, Key=result_key(s, job_id))
-    return json.loads(obj["Body"].read())
+    try:
+        obj = s3.client(s).get_object(Bucket=s.results_bucket, Key=result_key(s, job_id))
+        return json.loads(obj["Body"].read())
+    except ClientError as exc:
+        if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+            raise
+        raise s3.TransientStorageError(f"cannot read {result_uri(s, job_id)}: {exc}") from exc
+    except BotoCoreError as exc:
+        raise s3.TransientStorageError(f"S3 unreachable for {result_uri(s, job_id)}: {exc}") from exc
 
 
 def result_exists(s: Settings, job_id: str) -> bool:
+    """True if the result object exists; TransientStorageError when S3 cannot tell."""
     try:
         s3.client(s).head_object(Bucket=s.results_bucket, Key=result_key(s, job_id))
         return True
     except ClientError as exc:
         if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
             return False
-        raise
+        raise s3.TransientStorageError(f"S3 error for {result_uri(s, job_id)}: {exc}") from exc
+    except BotoCoreError as exc:
+        raise s3.TransientStorageError(f"S3 unreachable for {result_uri(s, job_id)}: {exc}") from exc

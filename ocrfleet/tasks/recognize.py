@@ -3,6 +3,7 @@ result backend, and a webhook. Bad input fails the job (no retry); storage hiccu
 from __future__ import annotations
 
 import os
+import re
 import socket
 import time
 
@@ -37,7 +38,11 @@ def recognize(self, spec: dict) -> dict:
     from ocrfleet.workers.models import get_cache
 
     s: Settings = self.app.ocrfleet_settings
+    if not isinstance(spec, dict):  # a malformed message: fail it below like any invalid spec
+        spec = {"inputs": spec}
     job_id = str(spec.get("job_id") or self.request.id)
+    if not re.match(jobspec.JOB_ID_PATTERN, job_id):  # never build S3 keys from a bad id
+        job_id = str(self.request.id)
     model = spec.get("model_name", s.default_model)
     log = get_logger(job_id=job_id, model=model, task_id=self.request.id)
     started = time.time()
@@ -50,7 +55,12 @@ def recognize(self, spec: dict) -> dict:
     deliveries = state.count_delivery(s, job_id, where) - self.request.retries
     if deliveries > 1:
         log.warning("job.redelivered", delivery=deliveries)
-    if results.result_exists(s, job_id):  # a redelivery after the result was written
+    try:
+        existed = results.result_exists(s, job_id)
+    except TransientStorageError as exc:  # S3 down: retry with backoff, don't fail unhandled
+        _retry(self, s, exc, log)
+        existed = False
+    if existed:  # a redelivery after the result was written
         stored = results.read_result(s, job_id)
         log.info("job.already_done", status=stored.get("status"))
         return _finish(self, s, stored, log, written=False)
@@ -107,7 +117,8 @@ def _retry(task, s: Settings, exc: Exception, log) -> None:
     if task.request.retries >= s.storage_retries:
         log.error("job.storage_unavailable", error=str(exc))
         return
-    delay = min(60.0, s.storage_backoff_base * 2 ** task.request.retries)
+    # below the visibility timeout: a retry waiting longer would be restored and run twice
+    delay = min(60.0, s.visibility_timeout / 2, s.storage_backoff_base * 2 ** task.request.retries)
     log.warning("job.storage_retry", error=str(exc), retry_in_s=delay)
     raise task.retry(countdown=delay, exc=exc)
 
