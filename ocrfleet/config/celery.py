@@ -24,6 +24,15 @@ def celery_config(s: Settings) -> dict:
         broker_transport_options=transport,
         result_backend_transport_options={"visibility_timeout": s.visibility_timeout},
         broker_connection_retry_on_startup=True,
+        # ride out a broker restart/failover (seconds, not the default ~0.6 s): producers block
+        # and publish once Redis is back instead of failing the submit
+        task_publish_retry=True,
+        task_publish_retry_policy={"max_retries": 30, "interval_start": 0.2, "interval_step": 0.5,
+                                   "interval_max": 2.0},
+        # the worker's result write retries over a Redis restart instead of losing the record
+        result_backend_always_retry=True,
+        result_backend_max_retries=30,
+        result_backend_max_sleep_between_retries_ms=2000,
         task_queues=[Queue(s.queue(k), Exchange(s.queue(k), type="direct"), routing_key=s.queue(k))
                      for k in QUEUE_KINDS],
         task_default_queue=s.queue("cpu"),

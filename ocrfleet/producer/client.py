@@ -210,3 +210,16 @@ def check_refs(s: Settings, spec: dict) -> None:
         elif parts.scheme in ("http", "https"):
             if parts.hostname not in s.allowed_http_hosts:
                 raise jobspec.SpecError(f"inputs/{i}: host {parts.hostname!r} is not allow-listed")
+    if spec.get("webhook_url"):
+        # literal private/loopback/link-local IPs are refused up front; names are resolved and
+        # checked by the worker at delivery time (ocrfleet.tasks.webhooks.resolve_target)
+        import ipaddress
+
+        host = urlsplit(spec["webhook_url"]).hostname or ""
+        try:
+            addr = ipaddress.ip_address(host)
+        except ValueError:
+            addr = None
+        if addr is not None and not (addr.is_global and not addr.is_multicast) \
+                and host not in s.webhook_allow_private:
+            raise jobspec.SpecError(f"webhook_url: {host} is not a public address")

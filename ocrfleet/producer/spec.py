@@ -25,6 +25,7 @@ Version 1 (``"spec_version": 1``)::
 from __future__ import annotations
 
 import json
+import math
 from urllib.parse import urlsplit
 
 import jsonschema
@@ -98,6 +99,10 @@ def validate(spec: dict, max_bytes: int = 256 * 1024, max_inputs: int = 1000) ->
     if len(spec["inputs"]) > max_inputs:
         raise SpecError(f"{len(spec['inputs'])} inputs; the limit is {max_inputs}")
     for i, item in enumerate(spec["inputs"]):
+        for j, region in enumerate(item.get("regions") or []):
+            values = [v for p in region for v in (p if isinstance(p, list) else [p])]
+            if not all(math.isfinite(v) for v in values):  # JSON from Python may carry NaN/Infinity
+                raise SpecError(f"inputs/{i}/regions/{j}: coordinates must be finite numbers")
         ref = item["ref"]
         parts = urlsplit(ref)
         if parts.scheme == "s3" and (not parts.netloc or not parts.path.strip("/")):

@@ -78,12 +78,29 @@ def _fetch_file(s: Settings, path: str, ref: str) -> bytes:
         raise InvalidInputError("reference is a directory", input_ref=ref) from exc
 
 
+class _AllowListedRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only to an allow-listed http(s) host (an allow-listed origin must not
+    bounce the worker to 169.254.169.254, localhost or another internal service)."""
+
+    def __init__(self, s: Settings, ref: str):
+        super().__init__()
+        self.allowed, self.ref = set(s.allowed_http_hosts), ref
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        parts = urlsplit(newurl)
+        if parts.scheme not in ("http", "https") or parts.hostname not in self.allowed:
+            raise InvalidInputError(f"HTTP {code} redirect to {parts.scheme}://{parts.hostname} refused: "
+                                    "host is not allow-listed", input_ref=self.ref)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 def _fetch_http(s: Settings, ref: str, host: str | None) -> bytes:
     if host not in s.allowed_http_hosts:
         raise InvalidInputError(f"host {host!r} is not allow-listed", input_ref=ref)
     req = urllib.request.Request(ref, headers={"User-Agent": "ocrfleet-worker"})
+    opener = urllib.request.build_opener(_AllowListedRedirects(s, ref))
     try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
+        with opener.open(req, timeout=30) as resp:
             return _read_capped(resp, s.max_input_bytes, ref)
     except urllib.error.HTTPError as exc:
         if exc.code in (404, 410, 401, 403):
