@@ -14,9 +14,9 @@ once, then driven in rounds; inside a round every batch size runs on every engin
 in a rotated order, so machine load (other jobs on a shared box) hits all engines alike.
 Compare ratios within one run, not absolute numbers across runs.
 
-Measured per engine and batch size: lines/s for one ``predict(all_paths, batch_size)`` call
-(median over rounds), per-line latency p50/p99 (``--latency-lines`` lines sent as separate
-``predict(chunk)`` calls of batch_size lines: a line's latency is its call's time), model load
+Measured per engine and batch size: lines/s over all lines, sent as ``predict(slice, batch_size)``
+calls of ``--slice`` lines (100), the engines taking turns slice by slice (median over
+rounds); per-line latency p50/p99 (``--latency-lines`` lines sent as separate ``predict(chunk)`` calls of batch_size lines: a line's latency is its call's time), model load
 time, peak RSS of the worker, the share of lines whose text equals the official default output
 at batch size 1 (PaddleOCR's parity oracle) and at the same batch size, and accuracy against
 the labels (spaces removed; case-insensitive for mmocr_toy). Image decoding is inside the timed
@@ -143,6 +143,8 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--rendered", type=int, default=300, help="synthetic lines added to the 92 real ones")
     ap.add_argument("--batch-sizes", type=int, nargs="*", default=[1, 8, 32])
+    ap.add_argument("--slice", type=int, default=100,
+                    help="lines per predict() call in the throughput pass; engines alternate per slice")
     ap.add_argument("--latency-lines", type=int, default=64, help="lines per latency pass (0: skip)")
     ap.add_argument("--engine", action="append", default=None, help="NAME=IMPL:key=val,... (repeatable)")
     ap.add_argument("--only", nargs="*", default=None, help="run only these engine names")
@@ -194,12 +196,21 @@ def main(argv=None) -> int:
     for r in range(a.rounds):
         for bi, bs in enumerate(a.batch_sizes):
             k = (r * len(a.batch_sizes) + bi) % len(names)
-            for name in names[k:] + names[:k]:  # rotate who goes first
-                rep = workers[name].run(paths, bs, "list")
+            order = names[k:] + names[:k]  # rotate who goes first
+            spent = {name: 0.0 for name in names}
+            texts = {name: [] for name in names}
+            for j, lo in enumerate(range(0, len(paths), a.slice)):
+                # fine-grained interleave: every engine does this slice before anyone does the next,
+                # so load changes lasting more than a few seconds hit every engine alike
+                for name in order[j % len(order):] + order[:j % len(order)]:
+                    rep = workers[name].run(paths[lo:lo + a.slice], bs, "list")
+                    spent[name] += rep["elapsed_s"]
+                    texts[name].extend(rep["texts"])
+            for name in order:
                 slot = runs[name][bs]
-                slot["lps"].append(len(paths) / rep["elapsed_s"])
+                slot["lps"].append(len(paths) / spent[name])
                 if slot["texts"] is None:
-                    slot["texts"], slot["scores"] = rep["texts"], rep["scores"]
+                    slot["texts"] = texts[name]
                 if a.latency_lines:
                     lrep = workers[name].run(lat_paths, bs, "chunks")
                     for i, dt in enumerate(lrep["chunk_s"]):
@@ -252,7 +263,7 @@ def main(argv=None) -> int:
         "machine": {"node": platform.node(), "cpu": platform.processor() or platform.machine(),
                     "cores": len(os.sched_getaffinity(0)), "load_avg_end": os.getloadavg()},
         "lines": len(lines), "real_lines": sum(ln["set"] != "rendered" for ln in lines),
-        "rendered_lines": a.rendered, "rounds": a.rounds, "latency_lines": a.latency_lines,
+        "rendered_lines": a.rendered, "rounds": a.rounds, "slice": a.slice, "latency_lines": a.latency_lines,
         "engines": engines, "workers": {n: w.info for n, w in workers.items()}, "table": table,
     }
     out = Path(a.out) if a.out else RESULTS / f"engine-{time.strftime('%Y%m%d-%H%M%S')}.json"
