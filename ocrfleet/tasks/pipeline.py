@@ -53,6 +53,22 @@ def _decode_image(data: bytes, ref: str):
                                 input_ref=ref) from exc
 
 
+def _crop(image, region):
+    """crop_region, refusing quads without area (collinear points warp to garbage in the engine;
+    to move into recognition/crop.py)."""
+    import numpy as np
+
+    from ocrfleet.recognition.crop import as_region, order_quad
+
+    kind, arr = as_region(region)
+    if kind == "quad":
+        q = order_quad(arr)
+        area = 0.5 * abs(float(np.dot(q[:, 0], np.roll(q[:, 1], 1)) - np.dot(q[:, 1], np.roll(q[:, 0], 1))))
+        if area < 1.0:
+            raise InvalidInputError(f"degenerate region {arr.tolist()}: the quad has no area")
+    return crop_region(image, region)
+
+
 def lines_of(s: Settings, spec: dict, timings: Timings, cancelled=lambda: False):
     """(entry, line image) per text line, in input/page/region order."""
     for index, item in enumerate(spec["inputs"]):
@@ -76,7 +92,7 @@ def lines_of(s: Settings, spec: dict, timings: Timings, cancelled=lambda: False)
                 yield {**base, "region_index": None}, image
                 continue
             for r_index, region in enumerate(regions):
-                yield {**base, "region_index": r_index, "region": region}, crop_region(image, region)
+                yield {**base, "region_index": r_index, "region": region}, _crop(image, region)
         timings.crop_s += time.perf_counter() - t2
 
 
