@@ -24,8 +24,9 @@ class TextRecognition:
     Arguments are PaddleOCR's (``model_name=None`` means ``PP-OCRv5_server_rec``).
     ``cpu_threads`` is an upper bound: ocrfleet never starts more compute threads than the
     process has cores. Extra keyword-only options: ``backend`` ("paddle", "onnxruntime",
-    "openvino"; default: Paddle Inference for Paddle-format models, ONNX Runtime for ONNX,
-    or the fastest measured one with ``enable_hpi=True``) and ``on_error`` ("raise", the
+    "openvino"; default on the CPU: OpenVINO for Paddle-format models, converted to ONNX once,
+    and ONNX Runtime for ONNX models; on the GPU: Paddle Inference for Paddle-format models;
+    ``enable_hpi=True`` measures the available ones and keeps the fastest) and ``on_error`` ("raise", the
     default, or "skip": a bad item in a list is logged, recorded in ``self.errors`` and the
     rest go on), and ``pack`` (how lines are grouped into batches, see
     ``ocrfleet.recognition.engine``: "exact" — the default — gives the same text at every

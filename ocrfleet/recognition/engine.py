@@ -35,7 +35,7 @@ class Recognizer:
         elif enable_hpi:
             _, self.backend = select.fastest(files, opts)
         else:
-            self.backend = select.create(select.default_backend(files, opts), files, opts)
+            self.backend = select.create_default(files, opts)
         probe = self.backend.run(np.zeros((1, 3, files.input_shape[1], files.input_shape[2]), np.float32))
         self.decoder = CTCDecoder(files.characters, probe.shape[2])
         self.load_seconds = time.perf_counter() - t0

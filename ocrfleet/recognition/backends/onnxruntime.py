@@ -21,6 +21,8 @@ class OnnxRuntimeBackend(Backend):
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.log_severity_level = 3
+        # no busy-waiting threads: they steal cores from other workers on a shared machine
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(onnx_path(files)), so, providers=self._providers(opts))
         self.input_name = self.session.get_inputs()[0].name
 
