@@ -8,9 +8,10 @@ from celery import signals
 
 from ocrfleet.config.celery import make_celery
 from ocrfleet.config.settings import load_settings
-from ocrfleet.workers import logs, metrics
+from ocrfleet.workers import kombu_fixes, logs, metrics
 from ocrfleet.workers.models import get_cache, reset_cache
 
+kombu_fixes.apply()  # survive a Redis restart (see the module)
 settings = load_settings()
 app = make_celery(settings, main="ocrfleet-worker",
                   include=["ocrfleet.tasks.recognize", "ocrfleet.tasks.webhooks"])
