@@ -126,7 +126,9 @@ class Producer:
 
     def _redis(self) -> redis.Redis:
         if self._r is None:
-            self._r = redis.Redis.from_url(self.settings.redis)
+            from ocrfleet.config.redis import redis_client
+
+            self._r = redis_client(self.settings.redis)
         return self._r
 
     def build_spec(self, inputs, *, model_name=None, batch_size=None, pages=None, regions=None,
@@ -178,11 +180,15 @@ class Producer:
         job_id, digest = spec["job_id"], _digest(spec)
         key = s.key("job", job_id)
         r = self._redis()
-        if not r.set(key, digest, nx=True, ex=s.result_expires):
-            existing = r.get(key)
-            if existing is not None and existing.decode() != digest:
-                raise JobConflictError(f"job_id {job_id!r} was already submitted with a different spec")
-            return Job(self, job_id, created=False)
+        # the claim carries a token of this call: when a connection drops after the SET landed and
+        # redis-py retries it, the retry finds our own claim and still enqueues (else: job lost)
+        claim = f"{digest}:{uuid.uuid4().hex}"
+        if not r.set(key, claim, nx=True, ex=s.result_expires):
+            existing = (r.get(key) or b"").decode()
+            if existing != claim:
+                if existing and existing.split(":", 1)[0] != digest:
+                    raise JobConflictError(f"job_id {job_id!r} was already submitted with a different spec")
+                return Job(self, job_id, created=False)
         try:
             self.app.send_task(RECOGNIZE_TASK, args=[spec], task_id=job_id,
                                queue=s.queue(spec["device"]), priority=spec["priority"])

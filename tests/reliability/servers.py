@@ -76,7 +76,8 @@ class Redis:
     def start(self) -> "Redis":
         import redis
 
-        self.proc = subprocess.Popen(self.args(), start_new_session=True)
+        self.proc = subprocess.Popen(self.args(), start_new_session=True, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
         deadline = time.time() + 10
         while time.time() < deadline:
             try:
@@ -101,7 +102,7 @@ class Origin:
     POST (webhooks) is recorded; the path picks the answer: /ok..., /status/<code>/..., 
     /slow/<seconds>/... (answers 200 after sleeping)."""
 
-    def __init__(self):
+    def __init__(self, port: int = 0):
         self.files: dict[str, bytes] = {}
         self.requests: list[dict] = []
         self.cond = threading.Condition()
@@ -147,7 +148,7 @@ class Origin:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
