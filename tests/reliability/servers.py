@@ -71,7 +71,7 @@ class Redis:
         kw = {}
         if self.tls:
             kw = dict(ssl=True, ssl_ca_certs=self.tls["ca"])
-        return redis.Redis(port=self.port, password=self.password, **kw)
+        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, **kw)
 
     def start(self) -> "Redis":
         import redis
