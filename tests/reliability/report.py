@@ -59,8 +59,24 @@ def render(report: dict) -> str:
     out += ["", "## Security", "", "| check | outcome |", "|---|---|"]
     for s in report["security"]:
         out.append(f"| {_cell(s['check'])} | {_cell(s['outcome'])} |")
-    if report["notes"]:
-        out += ["", "## Notes", ""] + [f"- {n}" for n in report["notes"]]
+    from ocrfleet.config.celery import celery_config
+    from ocrfleet.config.settings import Settings
+
+    defaults = Settings()
+    conf = celery_config(defaults)
+    notes = [
+        f"Child recycling defaults: `worker_max_memory_per_child` = {conf['worker_max_memory_per_child']} KiB "
+        f"(`OCRFLEET_MAX_MEMORY_PER_CHILD`, checked by Celery after each task; 0 disables); "
+        f"`worker_max_tasks_per_child` = {conf.get('worker_max_tasks_per_child')} (not set: unlimited). "
+        "With the soak slope above, the memory limit is a guard against engine/oneDNN growth, not a routine recycle.",
+        f"Redelivery defaults: visibility_timeout {defaults.visibility_timeout} s, unacked_restore_interval "
+        f"{defaults.unacked_restore_interval} s (throttle 1), max_deliveries {defaults.max_deliveries}; the "
+        "suite uses 8-20 s timeouts to keep whole-worker recovery short.",
+        "The soak runs through real `ocrfleet worker` jobs (fetch from S3, crop, recognise, write the result), "
+        "not an in-process loop; RSS is the single prefork child's VmRSS, slope by least squares after the "
+        "first 10 % of recognitions.",
+    ] + report["notes"]
+    out += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     return "\n".join(out) + "\n"
 
 

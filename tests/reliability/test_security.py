@@ -68,7 +68,7 @@ def test_redis_password_s3_env_credentials_and_no_secret_in_logs(weed, origin, f
             {"check": "S3 credentials from the environment only",
              "outcome": "settings without s3_access_key/s3_secret_key; the worker used AWS_ACCESS_KEY_ID/"
                         "AWS_SECRET_ACCESS_KEY (boto3 default chain: env, config files, instance profile/IRSA)"},
-            {"check": "no secret in worker logs (DEBUG level, good + failing + http jobs, signed webhook, shutdown)",
+            {"check": "no secret in worker logs (OCRFLEET_LOG_LEVEL=DEBUG; good + failing + http jobs, signed webhook, shutdown)",
              "outcome": f"Redis password, S3 secret key and webhook secret absent from {len(log.splitlines())} "
                         "log lines; URLs logged with the password masked"}]
     finally:
