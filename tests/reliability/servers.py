@@ -85,6 +85,7 @@ class Redis:
                 return self
             except (redis.ConnectionError, redis.TimeoutError):
                 time.sleep(0.05)
+        stop(self.proc)
         raise RuntimeError(f"redis-server did not start: {open(f'{self.dir}/redis.log').read()[-2000:]}")
 
     def kill(self) -> None:
