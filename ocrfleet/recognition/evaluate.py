@@ -280,21 +280,3 @@ def run_eval(args) -> int:
         out = results[0] if len(results) == 1 else results
         Path(args.json_out).write_text(json.dumps(out, indent=2, ensure_ascii=False), encoding="utf-8")
     return 0
-
-
-def main(argv=None) -> int:
-    """Run ``eval`` on its own (``python -m ocrfleet.recognition.evaluate --labels ...``)."""
-    from ocrfleet.errors import OcrFleetError
-
-    parser = argparse.ArgumentParser(prog="ocrfleet")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["eval", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return int(args.func(args) or 0)
-    except OcrFleetError as exc:
-        print(f"error [{exc.code}]: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -142,19 +142,3 @@ def run_path(args) -> int:
         return 1
     print(files.root)
     return 0
-
-
-def main(argv=None) -> int:
-    """Run ``models`` on its own (``python -m ocrfleet.recognition.models_cli list``)."""
-    parser = argparse.ArgumentParser(prog="ocrfleet")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["models", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return int(args.func(args) or 0)
-    except ModelUnavailableError as exc:
-        print(f"error [{exc.code}]: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
