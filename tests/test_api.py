@@ -195,3 +195,20 @@ def test_several_devices_split_and_merge_in_order():
     model.recognizers.append(Recognizer(model.files, EngineOptions(cpu_threads=1)))
     double = model.predict([str(p) for p, _ in read_labels("wildreceipt_lines")], batch_size=4)
     assert [dict(r) for r in double] == [dict(r) for r in single]
+
+
+def test_decompression_bomb_header_is_too_large(tmp_path):
+    """A PNG whose header claims 50000x50000 pixels is refused before any pixel is decoded."""
+    import struct
+    import zlib
+
+    from ocrfleet.errors import InputTooLargeError
+    from ocrfleet.recognition.inputs import decode_image_bytes
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 50000, 50000, 8, 2, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(b"\x00" * 100)) + chunk(b"IEND", b""))
+    with pytest.raises(InputTooLargeError, match="bomb.png"):
+        decode_image_bytes(png, "bomb.png")

@@ -109,12 +109,15 @@ def fetch_url(url: str, max_bytes: int = MAX_DOWNLOAD_BYTES, timeout: float = 15
 
 def image_size(data: bytes) -> tuple[int, int] | None:
     """(width, height) from the header alone, without decoding pixels; None if unknown."""
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     try:
         with Image.open(io.BytesIO(data)) as im:
             return im.size
+    except Image.DecompressionBombError as exc:  # header claims more than Pillow allows
+        raise InputTooLargeError(f"image header claims too many pixels ({exc})") from exc
     except Exception:  # noqa: BLE001 - formats PIL does not know are left to OpenCV
         return None
 
@@ -123,13 +126,20 @@ def decode_image_bytes(data: bytes, name: str = "image", max_pixels: int = MAX_P
     """Decode an encoded image to uint8 BGR; InvalidInputError / InputTooLargeError otherwise."""
     if not data:
         raise InvalidInputError("empty file (0 bytes)", input_ref=name)
-    size = image_size(data)
+    try:
+        size = image_size(data)
+    except InputTooLargeError as exc:
+        raise InputTooLargeError(str(exc), input_ref=name) from exc
     if size is not None and size[0] * size[1] > max_pixels:
         raise InputTooLargeError(
             f"image of {size[0]}x{size[1]} pixels is over the {max_pixels}-pixel limit", input_ref=name)
     if is_pdf(data):
         raise InvalidInputError("this is a PDF, not an image", input_ref=name)
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    try:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as exc:  # OpenCV refuses some corrupt headers by raising
+        raise InvalidInputError(f"not a decodable image ({str(exc).strip().splitlines()[-1]})",
+                                input_ref=name) from exc
     if img is None or img.size == 0:
         raise InvalidInputError("not a decodable image (corrupt, truncated or not an image format)",
                                 input_ref=name)
