@@ -55,11 +55,12 @@ def recognize(self, spec: dict) -> dict:
     deliveries = state.count_delivery(s, job_id, where) - self.request.retries
     if deliveries > 1:
         log.warning("job.redelivered", delivery=deliveries)
-    try:
-        existed = results.result_exists(s, job_id)
-    except TransientStorageError as exc:  # S3 down: retry with backoff, don't fail unhandled
-        _retry(self, s, exc, log)
-        existed = False
+    existed = False
+    if deliveries > 1 or self.request.retries:  # a first delivery skips the HEAD: the result
+        try:                                    # write is conditional (If-None-Match) anyway
+            existed = results.result_exists(s, job_id)
+        except TransientStorageError as exc:  # S3 down: retry with backoff, don't fail unhandled
+            _retry(self, s, exc, log)
     if existed:  # a redelivery after the result was written
         stored = results.read_result(s, job_id)
         log.info("job.already_done", status=stored.get("status"))
