@@ -36,11 +36,8 @@ def _on_process_init(**_):
     logs.configure(settings.log_level)
     reset_cache()
     cache = get_cache(settings)
-    log = logs.get_logger(pid=os.getpid())
-    for name in settings.worker_models:
-        rec = cache.get(name)
-        log.info("model.loaded", model=name, backend=rec.backend_name,
-                 load_s=round(rec.load_seconds, 3), warm_s=round(rec.warm_seconds, 3))
+    for name in settings.worker_models:  # load (and log "model.loaded") before the first job
+        cache.get(name)
 
 
 @signals.worker_process_shutdown.connect

@@ -1,6 +1,7 @@
 """Per-process predictor cache: models are loaded after fork, warmed up, kept in an LRU."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -53,6 +54,10 @@ class ModelCache:
                                                       cpu_threads=self.settings.cpu_threads))
         rec.recognize([np.full((48, 160, 3), 255, np.uint8)], batch_size=1)  # warm-up
         rec.warm_seconds = time.perf_counter() - t0
+        from ocrfleet.workers.logs import get_logger
+
+        get_logger(pid=os.getpid()).info("model.loaded", model=name, backend=rec.backend_name,
+                                         load_s=round(rec.load_seconds, 3), warm_s=round(rec.warm_seconds, 3))
         if self.on_load:
             self.on_load(name, rec)
         return rec

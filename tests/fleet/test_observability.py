@@ -34,3 +34,19 @@ def test_metrics_endpoint(producer, worker, inputs):
     assert 'ocrfleet_jobs_total{code="",model="PP-OCRv6_tiny_rec",status="succeeded"}' in body
     assert "ocrfleet_job_seconds_bucket" in body
     assert "ocrfleet_model_load_seconds_count" in body
+
+
+def test_model_loaded_once_per_process(producer, worker, inputs):
+    """A worker process loads its model once (after fork); later jobs pay no load."""
+    jobs = [producer.submit([inputs["lines"][i % len(inputs["lines"])]]) for i in range(6)]
+    assert all(j.result(timeout=60)["status"] == "succeeded" for j in jobs)
+    loads: dict[tuple, int] = {}
+    for line in worker.tail(10**7).splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if event.get("event") == "model.loaded":
+            key = (event.get("pid"), event.get("model"))
+            loads[key] = loads.get(key, 0) + 1
+    assert loads and all(n == 1 for n in loads.values()), loads
