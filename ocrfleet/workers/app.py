@@ -22,7 +22,7 @@ def _on_worker_init(**_):
     logs.configure(settings.log_level)
     logs.get_logger().info("worker.start", settings=settings.public(), pid=os.getpid())
     if settings.metrics_port:
-        metrics.serve(settings.metrics_port)
+        metrics.serve(settings.metrics_port, settings)
     if settings.worker_pool == "threads":  # no child processes: load, warm and batch here
         _on_process_init()
         from ocrfleet.workers.batcher import get_batcher

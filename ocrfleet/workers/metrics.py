@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import threading
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
 
 JOBS = Counter("ocrfleet_jobs_total", "Finished jobs by status", ["status", "model", "code"])
 LATENCY = Histogram("ocrfleet_job_seconds", "Job run time in the worker", ["model"],
@@ -25,16 +27,86 @@ def record_model_load(name: str, rec) -> None:
     MODEL_LOAD.labels(name, rec.backend_name).observe(getattr(rec, "warm_seconds", rec.load_seconds))
 
 
-def serve(port: int) -> None:
-    """Expose /metrics on ``port`` (call in the worker's main process)."""
+def priority_lists(s, kind: str) -> list[tuple[str, str]]:
+    """(priority, Redis list name) of every list kombu uses for queue ``kind``: the bare name for
+    priority 0 and ``<queue><sep><step>`` for the other steps, with the broker transport
+    options of ``ocrfleet.config.celery`` (``sep=":"``, steps 0/3/6/9; kombu's own default
+    separator would be ``"\\x06\\x16"``)."""
+    from ocrfleet.config.celery import celery_config
+
+    opts = celery_config(s)["broker_transport_options"]
+    sep, steps = opts.get("sep", "\x06\x16"), opts.get("priority_steps", [0, 3, 6, 9])
+    queue = s.queue(kind)
+    return [(str(p), f"{queue}{sep}{p}" if p else queue) for p in steps]
+
+
+class QueueDepthCollector:
+    """Pending messages per queue and priority list, read on scrape with one pipelined LLEN per
+    list (plus HLEN of kombu's ``unacked`` hash). Short timeouts and no retries: with Redis down
+    a scrape still answers quickly, with ``ocrfleet_queue_depth_up 0`` and no depth samples."""
+
+    def __init__(self, s, timeout: float = 1.0):
+        self.settings = s
+        self.timeout = timeout
+        self._client = None
+        self._lock = threading.Lock()
+        from ocrfleet.config.celery import celery_config
+
+        self.unacked_key = celery_config(s)["broker_transport_options"].get("unacked_key", "unacked")
+
+    def _redis(self):
+        if self._client is None:
+            import redis
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
+
+            self._client = redis.Redis.from_url(
+                self.settings.broker_url, socket_timeout=self.timeout,
+                socket_connect_timeout=self.timeout, retry=Retry(NoBackoff(), 0))
+        return self._client
+
+    def collect(self):
+        from ocrfleet.config.celery import QUEUE_KINDS
+
+        depth = GaugeMetricFamily("ocrfleet_queue_depth",
+                                  "Messages waiting in the broker per queue and priority list",
+                                  labels=["queue", "priority"])
+        unacked = GaugeMetricFamily("ocrfleet_queue_unacked",
+                                    "Messages delivered to workers and not yet acknowledged (all queues)")
+        up = GaugeMetricFamily("ocrfleet_queue_depth_up", "1 if the broker could be read on this scrape")
+        lists = [(self.settings.queue(k), prio, name) for k in QUEUE_KINDS
+                 for prio, name in priority_lists(self.settings, k)]
+        try:
+            with self._lock:  # scrapes may overlap; a redis.Redis is thread-safe but keep it simple
+                pipe = self._redis().pipeline(transaction=False)
+                for _, _, name in lists:
+                    pipe.llen(name)
+                pipe.hlen(self.unacked_key)
+                values = pipe.execute()
+        except Exception:  # noqa: BLE001 - Redis down, wrong URL, not Redis: report it, don't fail
+            up.add_metric([], 0)
+            yield up
+            return
+        for (queue, prio, _), n in zip(lists, values):
+            depth.add_metric([queue, prio], n)
+        unacked.add_metric([], values[-1])
+        up.add_metric([], 1)
+        yield from (depth, unacked, up)
+
+
+def serve(port: int, settings=None) -> None:
+    """Expose /metrics on ``port`` (call in the worker's main process). With ``settings``, the
+    broker's queue depths are collected on each scrape too."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        start_http_server(port, addr="0.0.0.0", registry=registry)
     else:
-        start_http_server(port, addr="0.0.0.0")
+        registry = REGISTRY
+    if settings is not None and settings.broker_url.startswith(("redis://", "rediss://", "unix://")):
+        registry.register(QueueDepthCollector(settings))
+    start_http_server(port, addr="0.0.0.0", registry=registry)
 
 
 def child_exited(pid: int) -> None:
