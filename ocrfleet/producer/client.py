@@ -132,7 +132,8 @@ class Producer:
         return self._r
 
     def build_spec(self, inputs, *, model_name=None, batch_size=None, pages=None, regions=None,
-                   webhook_url=None, priority="normal", device="cpu", job_id=None, metadata=None) -> dict:
+                   webhook_url=None, priority="normal", device="cpu", job_id=None, metadata=None,
+                   visualize=False) -> dict:
         s = self.settings
         if isinstance(priority, str):
             if priority not in PRIORITY_NAMES:
@@ -152,6 +153,8 @@ class Producer:
             spec["webhook_url"] = webhook_url
         if metadata is not None:
             spec["metadata"] = metadata
+        if visualize:  # only when asked: older workers refuse unknown spec keys
+            spec["visualize"] = visualize
         jobspec.validate(spec, s.max_spec_bytes, s.max_inputs)
         check_refs(s, spec)
         return spec

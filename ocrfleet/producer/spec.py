@@ -19,6 +19,7 @@ Version 1 (``"spec_version": 1``)::
       ],
       "webhook_url": "https://example.com/hook",   # optional
       "metadata": {"any": "json"},                 # optional, echoed into the result
+      "visualize": true,                           # optional: one PNG per line beside the result
       "submitted_at": 1700000000.0
     }
 """
@@ -71,6 +72,7 @@ SCHEMA: dict = {
         },
         "webhook_url": {"type": ["string", "null"], "maxLength": 2048, "pattern": r"^https?://"},
         "metadata": {"type": ["object", "null"]},
+        "visualize": {"type": "boolean"},
         "submitted_at": {"type": "number"},
     },
 }

@@ -18,6 +18,27 @@ def result_uri(s: Settings, job_id: str) -> str:
     return f"s3://{s.results_bucket}/{result_key(s, job_id)}"
 
 
+def visual_key(s: Settings, job_id: str, n: int) -> str:
+    return f"{s.results_prefix}/{job_id}/{n}.png"
+
+
+def visual_uri(s: Settings, job_id: str, n: int) -> str:
+    return f"s3://{s.results_bucket}/{visual_key(s, job_id, n)}"
+
+
+def write_visual(s: Settings, job_id: str, n: int, png: bytes) -> str:
+    """Put line ``n``'s visualisation PNG; return its URI. A plain overwrite: a redelivery
+    draws the same image, and these are written before the result object, so a result that
+    exists implies its images exist."""
+    uri = visual_uri(s, job_id, n)
+    try:
+        s3.client(s).put_object(Bucket=s.results_bucket, Key=visual_key(s, job_id, n), Body=png,
+                                ContentType="image/png")
+    except (ClientError, BotoCoreError) as exc:
+        raise s3.classify(exc, uri) from exc
+    return uri
+
+
 def write_result(s: Settings, job_id: str, result: dict) -> tuple[bool, dict]:
     """Create the result object; (True, result) if written, (False, existing) if it existed."""
     body = json.dumps(result, ensure_ascii=False, separators=(",", ":")).encode()

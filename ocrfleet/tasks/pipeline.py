@@ -96,8 +96,38 @@ def lines_of(s: Settings, spec: dict, timings: Timings, cancelled=lambda: False)
         timings.crop_s += time.perf_counter() - t2
 
 
+def _png(image, text: str, score: float) -> bytes:
+    import io
+
+    from ocrfleet.recognition.visualize import draw_result
+
+    buf = io.BytesIO()
+    draw_result(image, text, score).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def write_visuals(s: Settings, job_id: str, entries: list[dict], images: list, cancelled=lambda: False) -> None:
+    """One PNG per line at ``<prefix>/<job_id>/<n>.png``; sets each entry's ``vis_uri``. Drawing
+    runs here, the uploads overlap on a few threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ocrfleet.storage.results import write_visual
+
+    def one(n: int) -> str:
+        entry = entries[n]
+        return write_visual(s, job_id, n, _png(images[n], entry["rec_text"], entry["rec_score"]))
+
+    if cancelled():
+        raise JobCancelled()
+    with ThreadPoolExecutor(max_workers=min(4, len(entries)) or 1) as pool:
+        for entry, uri in zip(entries, pool.map(one, range(len(entries)))):
+            entry["vis_uri"] = uri
+
+
 def run_job(s: Settings, spec: dict, recognizer, cancelled=lambda: False) -> dict:
-    """The result body (without job-level bookkeeping) for a valid spec; raises OcrFleetError."""
+    """The result body (without job-level bookkeeping) for a valid spec; raises OcrFleetError.
+    With ``"visualize": true`` the line images are drawn and stored before this returns (so
+    before the result object is written)."""
     timings = Timings()
     entries, images = [], []
     for entry, image in lines_of(s, spec, timings, cancelled):
@@ -110,6 +140,10 @@ def run_job(s: Settings, spec: dict, recognizer, cancelled=lambda: False) -> dic
     for entry, (text, score) in zip(entries, texts):
         entry["rec_text"] = text
         entry["rec_score"] = float(score)
+    if spec.get("visualize") and entries:
+        t1 = time.perf_counter()
+        write_visuals(s, spec["job_id"], entries, images, cancelled)
+        timings.extra["visualize_s"] = time.perf_counter() - t1
     scores = [e["rec_score"] for e in entries]
     summary = {"inputs": len(spec["inputs"]), "lines": len(entries),
                "mean_score": round(sum(scores) / len(scores), 4) if scores else None}
