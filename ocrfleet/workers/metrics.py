@@ -65,19 +65,26 @@ class QueueDepthCollector:
                 socket_connect_timeout=self.timeout, retry=Retry(NoBackoff(), 0))
         return self._client
 
+    def describe(self):  # so registering does not read Redis (REGISTRY auto-describes)
+        return self._families()
+
+    @staticmethod
+    def _families():
+        return [GaugeMetricFamily("ocrfleet_queue_depth",
+                                  "Messages waiting in the broker per queue and priority list",
+                                  labels=["queue", "priority"]),
+                GaugeMetricFamily("ocrfleet_queue_unacked",
+                                  "Messages delivered to workers and not yet acknowledged (all queues)"),
+                GaugeMetricFamily("ocrfleet_queue_depth_up", "1 if the broker could be read on this scrape")]
+
     def collect(self):
         from ocrfleet.config.celery import QUEUE_KINDS
 
-        depth = GaugeMetricFamily("ocrfleet_queue_depth",
-                                  "Messages waiting in the broker per queue and priority list",
-                                  labels=["queue", "priority"])
-        unacked = GaugeMetricFamily("ocrfleet_queue_unacked",
-                                    "Messages delivered to workers and not yet acknowledged (all queues)")
-        up = GaugeMetricFamily("ocrfleet_queue_depth_up", "1 if the broker could be read on this scrape")
+        depth, unacked, up = self._families()
         lists = [(self.settings.queue(k), prio, name) for k in QUEUE_KINDS
                  for prio, name in priority_lists(self.settings, k)]
         try:
-            with self._lock:  # scrapes may overlap; a redis.Redis is thread-safe but keep it simple
+            with self._lock:  # overlapping scrapes: one broker read at a time
                 pipe = self._redis().pipeline(transaction=False)
                 for _, _, name in lists:
                     pipe.llen(name)

@@ -7,6 +7,7 @@ import urllib.request
 import uuid
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ocrfleet.workers.metrics import QueueDepthCollector, priority_lists
@@ -68,3 +69,6 @@ def test_collector_counts_exactly_and_survives_redis_down(settings):
     families = list(QueueDepthCollector(down, timeout=0.5).collect())
     assert time.monotonic() - t0 < 3
     assert [(f.name, [s.value for s in f.samples]) for f in families] == [("ocrfleet_queue_depth_up", [0.0])]
+    registry = CollectorRegistry(auto_describe=True)  # like the default REGISTRY
+    registry.register(QueueDepthCollector(down, timeout=0.5))
+    assert b"ocrfleet_queue_depth_up 0.0" in generate_latest(registry)
