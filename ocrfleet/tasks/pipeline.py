@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from ocrfleet.config.settings import Settings
 from ocrfleet.errors import InputTooLargeError, InvalidInputError
 from ocrfleet.recognition.crop import crop_region
+from ocrfleet.recognition.engine import check_line
 from ocrfleet.recognition.inputs import decode_image_bytes, is_pdf, render_pdf_bytes
 from ocrfleet.storage.refs import fetch
 
@@ -132,7 +133,9 @@ def run_job(s: Settings, spec: dict, recognizer, cancelled=lambda: False) -> dic
     entries, images = [], []
     for entry, image in lines_of(s, spec, timings, cancelled):
         entries.append(entry)
-        images.append(image)
+        where = entry["input_path"] if entry.get("region_index") is None \
+            else f"{entry['input_path']} region {entry['region_index']}"
+        images.append(check_line(image, where))  # errors name the reference, not "array"
     t0 = time.perf_counter()
     texts = recognizer.recognize(images, batch_size=spec.get("batch_size", s.default_batch_size)) \
         if images else []
