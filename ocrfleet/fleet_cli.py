@@ -44,6 +44,7 @@ def register(subparsers) -> None:
     s.add_argument("--device", default="cpu", choices=["cpu", "gpu", "any"])
     s.add_argument("--job-id", default=None, help="idempotency key")
     s.add_argument("--metadata", default=None, help="JSON object echoed into the result")
+    s.add_argument("--visualize", action="store_true", help="also write one PNG per line beside the result")
     s.add_argument("--wait", action="store_true", help="wait and print the result record")
     s.add_argument("--timeout", type=float, default=600.0)
     s.set_defaults(func=cmd_submit)
@@ -126,7 +127,7 @@ def cmd_submit(args) -> int:
             pages=[int(p) for p in args.pages.split(",")] if args.pages else None,
             regions=json.loads(args.regions) if args.regions else None,
             webhook_url=args.webhook_url, priority=priority, device=args.device, job_id=args.job_id,
-            metadata=json.loads(args.metadata) if args.metadata else None)
+            metadata=json.loads(args.metadata) if args.metadata else None, visualize=args.visualize)
     except (SpecError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
