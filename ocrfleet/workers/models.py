@@ -9,14 +9,20 @@ from collections import OrderedDict
 import numpy as np
 
 from ocrfleet.config.settings import Settings
+from ocrfleet.errors import OcrFleetError
 
 
 def parse_device(device: str) -> tuple[str, int]:
-    """"cpu" -> ("cpu", 0); "gpu" -> ("gpu", 0); "gpu:1" -> ("gpu", 1)."""
-    kind, _, index = device.partition(":")
-    if kind not in ("cpu", "gpu"):
-        raise ValueError(f"device must be cpu or gpu[:N], got {device!r}")
-    return kind, int(index or 0)
+    """The one (kind, id) a worker serves: "cpu", "gpu", "gpu:1" (the engine's device syntax)."""
+    from ocrfleet.recognition.devices import parse_device as engine_devices
+
+    try:
+        devices = engine_devices(device)
+    except OcrFleetError as exc:
+        raise ValueError(str(exc)) from exc
+    if len(devices) != 1:
+        raise ValueError(f"a worker serves one device; got {device!r} (start one worker per GPU)")
+    return devices[0]
 
 
 class ModelCache:
