@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from ocrfleet.config.settings import load_settings, to_env
-from .servers import free_port, RedisServer, WebhookReceiver, WeedS3, Worker
+from ocrfleet.config.settings import to_env
+from .servers import free_port, isolated_settings, RedisServer, WebhookReceiver, WeedS3, Worker
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "real"
 MODEL = "PP-OCRv6_tiny_rec"
@@ -36,18 +36,10 @@ def webhook_receiver():
 
 @pytest.fixture(scope="session")
 def settings(s3_server, redis_server):
-    run = uuid.uuid4().hex[:8]
-    return load_settings(env={}, **dict(
-        broker_url=f"{redis_server.url}/0", result_backend=f"{redis_server.url}/1",
-        key_prefix=f"fleet-{run}", queue_prefix=f"t{run}.",
-        s3_endpoint_url=s3_server.endpoint, s3_access_key=s3_server.ak, s3_secret_key=s3_server.sk,
-        results_bucket="ocr-results", results_prefix=f"results-{run}",
-        allowed_file_roots=[str(DATA)], default_model=MODEL, worker_models=[MODEL],
-        webhook_secret=SECRET, webhook_allow_private=["127.0.0.1"], webhook_max_attempts=3,
-        webhook_backoff_base=0.2, webhook_backoff_max=1.0,
-        allowed_http_hosts=["127.0.0.1"], storage_backoff_base=0.3,
+    return isolated_settings(
+        redis_server.url, s3_server, "fleet", SECRET, MODEL, storage_backoff_base=0.3,
         visibility_timeout=120, unacked_restore_interval=2, task_time_limit=90, task_soft_time_limit=80,
-        proc_alive_timeout=60, soft_shutdown_timeout=0, storage_retries=2, log_level="INFO"))
+        storage_retries=2)
 
 
 @pytest.fixture(scope="session")

@@ -250,3 +250,24 @@ class Worker:
     def stop(self) -> None:
         stop(self.proc, grace=15)
         self.log.close()
+
+
+def isolated_settings(redis_url: str, s3, prefix: str, secret: str, model: str, **overrides):
+    """Settings for a fleet isolated by key/queue/result prefixes on shared test servers; each
+    suite passes the timeouts and retries its scenarios need as ``overrides``."""
+    import uuid
+
+    from ocrfleet.config.settings import load_settings
+
+    run = uuid.uuid4().hex[:8]
+    values = dict(
+        broker_url=f"{redis_url}/0", result_backend=f"{redis_url}/1",
+        key_prefix=f"{prefix}-{run}", queue_prefix=f"{prefix[0]}{run}.",
+        s3_endpoint_url=s3.endpoint, s3_access_key=s3.ak, s3_secret_key=s3.sk,
+        results_bucket="ocr-results", results_prefix=f"{prefix}-{run}",
+        allowed_file_roots=[str(REPO / "tests" / "data" / "real")], default_model=model, worker_models=[model],
+        webhook_secret=secret, webhook_allow_private=["127.0.0.1"], webhook_max_attempts=3,
+        webhook_backoff_base=0.2, webhook_backoff_max=1.0, allowed_http_hosts=["127.0.0.1"],
+        proc_alive_timeout=60, soft_shutdown_timeout=0, log_level="INFO")
+    values.update(overrides)
+    return load_settings(env={}, **values)

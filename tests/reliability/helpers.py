@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ocrfleet.config.settings import load_settings
+from fleet.servers import isolated_settings
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data" / "real"
@@ -24,21 +24,12 @@ REPORT: dict = {"faults": [], "bad_inputs": [], "load": [], "security": [], "not
 
 def make_settings(redis_url: str, s3, **overrides):
     """Settings for a fleet isolated by key/queue/result prefixes on shared servers."""
-    run = uuid.uuid4().hex[:8]
     values = dict(
-        broker_url=f"{redis_url}/0", result_backend=f"{redis_url}/1",
-        key_prefix=f"rel-{run}", queue_prefix=f"r{run}.",
-        s3_endpoint_url=s3.endpoint, s3_access_key=s3.ak, s3_secret_key=s3.sk,
-        results_bucket="ocr-results", results_prefix=f"rel-{run}",
-        allowed_file_roots=[str(DATA)], default_model=MODEL, worker_models=[MODEL],
-        webhook_secret=SECRET, webhook_allow_private=["127.0.0.1"], webhook_max_attempts=3,
-        webhook_backoff_base=0.2, webhook_backoff_max=1.0, webhook_timeout=2.0,
-        allowed_http_hosts=["127.0.0.1"], storage_retries=8, storage_backoff_base=1.0,
-        visibility_timeout=20, unacked_restore_interval=1, task_time_limit=15, task_soft_time_limit=12,
-        proc_alive_timeout=60, soft_shutdown_timeout=0, max_input_bytes=2 * 1024 * 1024,
-        log_level="INFO", cpu_threads=1)
+        webhook_timeout=2.0, storage_retries=8, storage_backoff_base=1.0, visibility_timeout=20,
+        unacked_restore_interval=1, task_time_limit=15, task_soft_time_limit=12,
+        max_input_bytes=2 * 1024 * 1024, cpu_threads=1)
     values.update(overrides)
-    return load_settings(env={}, **values)
+    return isolated_settings(redis_url, s3, "rel", SECRET, MODEL, **values)
 
 
 def line_png(text: str = "TOTAL 42.00", width: int = 200) -> bytes:
