@@ -2,8 +2,9 @@
 """The whole fleet pipeline vs the in-process engine, on the same lines, in one interleaved run.
 
     . .venv/bin/activate
-    python bench/fleet.py                                    # PP-OCRv6_tiny_rec, ~3 min on 2 cores
-    python bench/fleet.py --model PP-OCRv5_mobile_rec --rounds 2
+    python bench/fleet.py                                    # PP-OCRv5_mobile_rec, ~5 min on 2 cores
+    python bench/fleet.py --model PP-OCRv6_tiny_rec --mode "prefork=--pool prefork -c 2" \
+        --mode "prefork-noevents=--pool prefork -c 2 --no-events" --mode "threads=--pool threads -c 8 --batch-wait-ms 20"
 
 Real servers, as the fleet tests start them (tests/fleet/servers.py, imported): SeaweedFS
 ``weed mini`` (S3, SigV4), a private ``redis-server`` (broker + result backend), and one
@@ -12,6 +13,7 @@ before the first round:
 
 * ``prefork``: ``--pool prefork -c 2`` (the default; one job per child, no cross-job batching)
 * ``threads``: ``--pool threads -c 8 --batch-wait-ms 20`` (jobs in flight share batched model calls)
+* ``threads-2t``: the same with ``--cpu-threads 2`` (the one inference thread uses both cores)
 * more with ``--mode NAME=ARGS`` (e.g. ``--mode threads-nobatch="--pool threads -c 8 --batch-wait-ms -1"``)
 
 Inputs: the real labelled lines of tests/data/real/rec (PNG/JPEG) uploaded to s3://inputs/.
@@ -21,18 +23,23 @@ recognise, S3 PUT of the result with If-None-Match, backend record); no webhooks
 
 Per round, each workload runs on the engine and on every mode back to back (rotated order):
 
-* ``engine``: one ``Recognizer`` in this process (``cpu_threads`` = ``--cpu-threads``, batch
-  ``--engine-batch``) on the same decoded lines, in one call: the lines/s to compare with.
+* ``engine``: one ``Recognizer`` in this process (``cpu_threads`` = ``--cpu-threads``, the
+  workers' setting, batch ``--engine-batch``) on the same decoded lines, in one call: the
+  lines/s to compare with; ``engine-Nt``: the same with ``cpu_threads`` = every core (the
+  harder baseline: the engine alone on the whole machine, no S3 or Redis server beside it).
 * throughput: the worker's queue consumer is cancelled, all jobs are enqueued, the consumer is
   added back; the clock runs from the first job's start in the worker until the last job's
   record is in the result backend: jobs/s and lines/s of Redis → worker → S3 + backend (the
-  producer's own cost is outside, as on a separate machine).
+  producer's own cost is outside, as on a separate machine; the end is found by polling one
+  Redis EXISTS, not by parsing every record in this process).
 * latency: ``--clients`` closed-loop clients (each submits a job and waits for its record,
   ``--latency-jobs`` jobs) and one serial client: p50/p99 of submit → record.
 
 Every fleet result's text is checked against the engine's. The machine is shared: compare the
 ratios inside one run (``ratio`` = fleet lines/s / engine lines/s, median over rounds), not
-absolute numbers across runs. Prints a table; writes JSON to bench/results/fleet-*.json.
+absolute numbers across runs. The S3 server (SeaweedFS) and Redis run on the same cores as the
+workers, so their CPU per job counts against the fleet (on a real deployment they are elsewhere).
+Prints a table; writes JSON to bench/results/fleet-*.json.
 """
 from __future__ import annotations
 
@@ -58,6 +65,7 @@ DATA = REPO / "tests" / "data" / "real" / "rec"
 DEFAULT_MODES = {
     "prefork": "--pool prefork -c 2",
     "threads": "--pool threads -c 8 --batch-wait-ms 20",
+    "threads-2t": "--pool threads -c 8 --batch-wait-ms 20 --cpu-threads 2",
 }
 
 
@@ -74,6 +82,28 @@ def real_lines(s3) -> tuple[list[str], list]:
             refs.append(f"s3://inputs/{key}")
             images.append(decode_image_bytes(data, str(path)))
     return refs, images
+
+
+def cpu_seconds(root: int) -> float:
+    """User + system CPU seconds of ``root`` and every live descendant (from /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            stats[int(d.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    total, todo, seen = 0.0, [root], set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen or pid not in stats:
+            continue
+        seen.add(pid)
+        total += stats[pid][1]
+        todo += [c for c, (ppid, _) in stats.items() if ppid == pid]
+    return total
 
 
 def pct(values, q):
@@ -99,7 +129,8 @@ class Mode:
         conc = args[args.index("-c") + 1] if "-c" in args else "1"
         extra = [a for i, a in enumerate(args) if a != "-c" and (i == 0 or args[i - 1] != "-c")]
         env = to_env(self.settings)
-        env["OCRFLEET_CPU_THREADS"] = str(cpu_threads)
+        if "--cpu-threads" not in args:
+            env["OCRFLEET_CPU_THREADS"] = str(cpu_threads)
         self.worker = Worker(env, name=f"{name}{run}", concurrency=int(conc), models=model, extra=extra)
         self.argv = argv
 
@@ -127,12 +158,30 @@ def check(fulls, mode, want_texts, errors):
     return bad
 
 
-def throughput(mode: Mode, model, inputs_per_job, want_texts, errors):
+def wait_records(mode: Mode, jobs, timeout: float, poll: float = 0.02) -> float:
+    """The time the last job's backend record appeared. Polls one EXISTS over the record keys
+    (a producer waiting with ``Job.result()`` would parse every record in this process, on
+    the worker's cores: a real producer runs elsewhere)."""
+    backend = mode.producer.app.backend
+    r = backend.client
+    keys = [backend.get_key_for_task(j.id) for j in jobs]
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if r.exists(*keys) == len(keys):
+            return time.time()
+        time.sleep(poll)
+    raise TimeoutError(f"{mode.name}: records missing after {timeout} s")
+
+
+def throughput(mode: Mode, model, inputs_per_job, want_texts, errors, servers):
     mode.pause()
     jobs = [mode.producer.submit(refs, model_name=model, batch_size=8) for refs in inputs_per_job]
+    procs = {"worker": mode.worker.proc.pid, **servers}
+    cpu0 = {k: cpu_seconds(pid) for k, pid in procs.items()}
     mode.resume()  # the consumer comes back within ~1 s (BRPOP cycle): time from the first start
-    records = [j.result(timeout=600) for j in jobs]
-    t_end = time.time()
+    t_end = wait_records(mode, jobs, timeout=600)
+    cpu = {k: round(1000 * (cpu_seconds(pid) - cpu0[k]) / len(jobs), 2) for k, pid in procs.items()}
+    records = [j.result(timeout=60) for j in jobs]
     fulls = [j.fetch_result() for j in jobs]
     dt = t_end - min(f["started_at"] for f in fulls)
     failed = sum(r["status"] != "succeeded" for r in records)
@@ -140,7 +189,8 @@ def throughput(mode: Mode, model, inputs_per_job, want_texts, errors):
         errors.append(f"{mode.name}: {failed} jobs failed: {records[0]}")
     check(fulls, mode.name, want_texts, errors)
     lines = sum(len(x) for x in inputs_per_job)
-    return {"jobs": len(jobs), "lines": lines, "seconds": dt, "jobs_per_s": len(jobs) / dt, "lines_per_s": lines / dt}
+    return {"jobs": len(jobs), "lines": lines, "seconds": dt, "jobs_per_s": len(jobs) / dt, "lines_per_s": lines / dt,
+            "cpu_ms_per_job": cpu}
 
 
 def latency(mode: Mode, model, inputs_per_job, clients):
@@ -173,7 +223,7 @@ def latency(mode: Mode, model, inputs_per_job, clients):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", default="PP-OCRv6_tiny_rec")
+    ap.add_argument("--model", default="PP-OCRv5_mobile_rec")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--jobs1", type=int, default=184, help="1-line jobs per throughput run")
     ap.add_argument("--jobs50", type=int, default=8, help="50-line jobs per throughput run")
@@ -201,9 +251,14 @@ def main(argv=None) -> int:
                              cpu_threads=args.cpu_threads, log_level="WARNING", visibility_timeout=1800,
                              task_time_limit=900, task_soft_time_limit=800)
         t = time.perf_counter()
-        engine = Recognizer(resolve(args.model), EngineOptions(cpu_threads=args.cpu_threads))
-        engine.recognize(images[:4], batch_size=args.engine_batch)
-        print(f"engine loaded in {time.perf_counter() - t:.1f} s ({engine.backend_name})", flush=True)
+        engines = {"engine": Recognizer(resolve(args.model), EngineOptions(cpu_threads=args.cpu_threads))}
+        cores = os.cpu_count() or 1
+        if cores > args.cpu_threads:  # the engine given the whole machine: the harder baseline
+            engines[f"engine-{cores}t"] = Recognizer(resolve(args.model), EngineOptions(cpu_threads=cores))
+        for e in engines.values():
+            e.recognize(images[:4], batch_size=args.engine_batch)
+        engine = engines["engine"]
+        print(f"engines loaded in {time.perf_counter() - t:.1f} s ({engine.backend_name})", flush=True)
         for name, mode_argv in modes_argv.items():
             t = time.perf_counter()
             modes.append(Mode(name, mode_argv, base, args.model, args.cpu_threads).start())
@@ -223,12 +278,12 @@ def main(argv=None) -> int:
         for rnd in range(args.rounds):
             for w, jobs in workloads.items():
                 lines = [images[index[r]] for job in jobs for r in job]
-                names = ["engine"] + [m.name for m in modes]
+                names = list(engines) + [m.name for m in modes]
                 k = rnd % len(names)
                 for name in names[k:] + names[:k]:
-                    if name == "engine":
+                    if name in engines:
                         t = time.perf_counter()
-                        out = engine.recognize(lines, batch_size=args.engine_batch)
+                        out = engines[name].recognize(lines, batch_size=args.engine_batch)
                         dt = time.perf_counter() - t
                         if [x for x, _ in out] != [x for job in want[w] for x in job]:
                             errors.append("engine batched != engine alone")
@@ -236,9 +291,12 @@ def main(argv=None) -> int:
                                "jobs_per_s": len(jobs) / dt}
                     else:
                         mode = next(m for m in modes if m.name == name)
-                        res = throughput(mode, args.model, jobs, want[w], errors)
+                        res = throughput(mode, args.model, jobs, want[w], errors,
+                                         {"s3": s3.proc.pid, "redis": redis_server.proc.pid})
                     rows.setdefault((w, name), []).append(res)
-                    print(f"round {rnd} {w:8s} {name:16s} {res['lines_per_s']:8.1f} lines/s", flush=True)
+                    cpu = res.get("cpu_ms_per_job")
+                    print(f"round {rnd} {w:8s} {name:16s} {res['lines_per_s']:8.1f} lines/s"
+                          + (f"  CPU ms/job {cpu}" if cpu else ""), flush=True)
             for m in modes:  # latency: closed loop with --clients, and serial
                 for clients, key in ((args.clients, "latency"), (1, "latency-serial")):
                     jobs = [[refs[i % n]] for i in range(args.latency_jobs if clients > 1 else args.latency_jobs // 2)]
@@ -254,18 +312,23 @@ def main(argv=None) -> int:
         summary = []
         print(f"\n{args.model}, {platform.node()}, {os.cpu_count()} cores, cpu_threads={args.cpu_threads}, "
               f"{args.rounds} rounds (medians)")
-        hdr = (f"{'workload':9s} {'mode':16s} {'jobs/s':>8s} {'lines/s':>8s} {'vs engine':>9s} "
+        full = next((e for e in engines if e != "engine"), "engine")
+
+        def ratio(w, name, base):  # per round (the engines and modes ran side by side), median
+            return statistics.median(a["lines_per_s"] / b["lines_per_s"]
+                                     for a, b in zip(rows[(w, name)], rows[(w, base)]))
+        hdr = (f"{'workload':9s} {'mode':16s} {'jobs/s':>8s} {'lines/s':>8s} {'vs engine':>9s} {'vs ' + full:>12s} "
                f"{'p50 ms':>7s} {'p99 ms':>7s} {'serial p50':>10s} {'serial p99':>10s}")
         print(hdr)
         print("-" * len(hdr))
         for w in workloads:
-            eng = med(w, "engine", "lines_per_s")
-            for name in ["engine"] + [m.name for m in modes]:
+            for name in list(engines) + [m.name for m in modes]:
                 lps = med(w, name, "lines_per_s")
                 row = {"workload": w, "mode": name, "argv": modes_argv.get(name, f"Recognizer batch {args.engine_batch}"),
-                       "jobs_per_s": med(w, name, "jobs_per_s"), "lines_per_s": lps, "ratio": lps / eng,
+                       "jobs_per_s": med(w, name, "jobs_per_s"), "lines_per_s": lps,
+                       "ratio": ratio(w, name, "engine"), "ratio_all_cores": ratio(w, name, full),
                        "runs": rows[(w, name)]}
-                if w == "1-line" and name != "engine":
+                if w == "1-line" and name not in engines:
                     for key, tag in (("latency", ""), ("latency-serial", "serial_")):
                         for f in ("p50_ms", "p99_ms", "jobs_per_s"):  # jobs_per_s: closed loop
                             row[f"{tag or 'closed_'}{f}" if f == "jobs_per_s" else f"{tag}{f}"] = med(key, name, f)
@@ -275,8 +338,18 @@ def main(argv=None) -> int:
                 def f(v, fmt="8.1f"):
                     return format(v, fmt) if v is not None else " " * int(fmt.split(".")[0])
                 print(f"{w:9s} {name:16s} {f(row['jobs_per_s'])} {f(lps)} {row['ratio']:9.2f} "
+                      f"{row['ratio_all_cores']:12.2f} "
                       f"{f(row.get('p50_ms'), '7.1f')} {f(row.get('p99_ms'), '7.1f')} "
                       f"{f(row.get('serial_p50_ms'), '10.1f')} {f(row.get('serial_p99_ms'), '10.1f')}")
+        print(f"\nCPU per job (ms, medians; {cores} cores give {1000 * cores} ms of CPU per second):")
+        for w in workloads:
+            for m in modes:
+                runs = [r["cpu_ms_per_job"] for r in rows[(w, m.name)]]
+                med_cpu = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+                print(f"  {w:9s} {m.name:16s} " + "  ".join(f"{k} {v:6.2f}" for k, v in med_cpu.items())
+                      + f"  total {sum(med_cpu.values()):6.2f}")
+        print(f"vs engine: / the in-process engine at cpu_threads={args.cpu_threads} (the workers' setting); "
+              f"vs {full}: / the engine using all {cores} cores; medians of per-round ratios")
         print(f"latency: {args.clients} closed-loop clients x {args.latency_jobs} 1-line jobs; serial: 1 client")
         for e in errors:
             print("ERROR:", e)

@@ -24,12 +24,17 @@ def register(subparsers) -> None:
     w.add_argument("--batch-wait-ms", type=float, default=None,
                    help="threads pool: longest a line waits for lines of other jobs (default 20; <0: no batching)")
     w.add_argument("--batch-size", type=int, default=None, help="threads pool: lines per model call (default 16)")
+    w.add_argument("--cpu-threads", type=int, default=None,
+                   help="intra-op threads per model (default: OCRFLEET_CPU_THREADS, 1); with --pool "
+                        "threads one inference thread per model uses them all")
     w.add_argument("--autoscale", default=None, help="MAX,MIN processes (not recommended for models)")
     w.add_argument("--queues", "-Q", default=None,
                    help="queues to consume (default: ocr.<device>,ocr.any,ocr.webhooks)")
     w.add_argument("--hostname", "-n", default=None)
     w.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus /metrics here")
     w.add_argument("--loglevel", "-l", default="INFO")
+    w.add_argument("--events", action=argparse.BooleanOptionalAction, default=None,
+                   help="send Celery task events for Flower (default: OCRFLEET_TASK_EVENTS, on)")
     w.add_argument("--dry-run", action="store_true", help="print the celery command and exit")
     w.set_defaults(func=cmd_worker)
 
@@ -77,6 +82,8 @@ def worker_argv(settings, args) -> tuple[list[str], dict[str, str]]:
         env["OCRFLEET_BATCH_SIZE"] = str(args.batch_size)
     if args.models:
         env["OCRFLEET_WORKER_MODELS"] = args.models
+    if getattr(args, "cpu_threads", None):
+        env["OCRFLEET_CPU_THREADS"] = str(args.cpu_threads)
     if kind == "gpu" and "CUDA_VISIBLE_DEVICES" not in os.environ:
         env["CUDA_VISIBLE_DEVICES"] = str(index)  # pin the process to its GPU; it sees it as gpu:0
         env["OCRFLEET_WORKER_DEVICE"] = "gpu:0"
@@ -87,7 +94,11 @@ def worker_argv(settings, args) -> tuple[list[str], dict[str, str]]:
                        or tempfile.mkdtemp(prefix="ocrfleet-prom-"))
     queues = args.queues or ",".join(settings.queue(q) for q in (kind, "any", "webhooks"))
     argv = [sys.executable, "-m", "celery", "-A", "ocrfleet.workers.app", "worker",
-            "-P", pool, "-Q", queues, "-l", args.loglevel, "-E"]
+            "-P", pool, "-Q", queues, "-l", args.loglevel]
+    events = settings.task_events if getattr(args, "events", None) is None else args.events
+    env["OCRFLEET_TASK_EVENTS"] = "1" if events else "0"
+    if events:
+        argv.append("-E")
     if pool == "threads":
         argv += ["-c", str(args.concurrency or 8)]
     elif args.autoscale:

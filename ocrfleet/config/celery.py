@@ -38,7 +38,9 @@ def celery_config(s: Settings) -> dict:
         task_default_queue=s.queue("cpu"),
         task_acks_late=True,
         task_reject_on_worker_lost=True,
-        task_track_started=True,
+        # no STARTED record: it cost a backend GET+SET+PUBLISH per job; the task's own
+        # "running" key (tasks/state.start) tells Job.status() instead
+        task_track_started=False,
         task_time_limit=s.task_time_limit,
         task_soft_time_limit=s.task_soft_time_limit,
         task_default_priority=PRIORITY_NAMES["normal"],
@@ -50,8 +52,8 @@ def celery_config(s: Settings) -> dict:
         worker_deduplicate_successful_tasks=True,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         worker_hijack_root_logger=False,
-        worker_send_task_events=True,
-        task_send_sent_event=True,
+        worker_send_task_events=s.task_events,
+        task_send_sent_event=s.task_events,
         result_expires=s.result_expires,
         result_extended=True,
         task_serializer="json",

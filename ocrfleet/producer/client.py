@@ -84,10 +84,17 @@ class Job:
         state = r.state
         if state == "SUCCESS":
             return (r.result or {}).get("status", "succeeded")
-        if state == "PENDING":
-            if self.producer._redis().get(self.producer.settings.key("cancel", self.id)):
+        if state == "PENDING":  # no record yet: the worker's running mark, cancel flag, claim
+            s = self.producer.settings
+            pipe = self.producer._redis().pipeline(transaction=False)
+            for kind in ("running", "cancel", "job"):
+                pipe.exists(s.key(kind, self.id))
+            running, cancelled, known = pipe.execute()
+            if running:
+                return "running"
+            if cancelled:
                 return "cancelled"
-            if not self.producer._redis().exists(self.producer.settings.key("job", self.id)):
+            if not known:
                 return "unknown"
         return STATE_NAMES.get(state, state.lower())
 

@@ -71,9 +71,10 @@ def _crop(image, region):
 
 
 def lines_of(s: Settings, spec: dict, timings: Timings, cancelled=lambda: False):
-    """(entry, line image) per text line, in input/page/region order."""
+    """(entry, line image) per text line, in input/page/region order. ``cancelled`` is asked
+    between inputs (the task has just checked before the first)."""
     for index, item in enumerate(spec["inputs"]):
-        if cancelled():
+        if index and cancelled():
             raise JobCancelled()
         ref = item["ref"]
         t0 = time.perf_counter()

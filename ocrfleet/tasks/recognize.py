@@ -52,7 +52,8 @@ def recognize(self, spec: dict) -> dict:
             "started_at": started, "submitted_at": spec.get("submitted_at"),
             "webhook_url": spec.get("webhook_url")}
 
-    deliveries = state.count_delivery(s, job_id, where) - self.request.retries
+    deliveries, cancelled = state.start(s, job_id, where)
+    deliveries -= self.request.retries
     if deliveries > 1:
         log.warning("job.redelivered", delivery=deliveries)
     existed = False
@@ -69,7 +70,7 @@ def recognize(self, spec: dict) -> dict:
         msg = f"job was delivered {deliveries} times (workers died running it); dead-lettered"
         state.dead_letter(s, "jobs", job_id, {"spec": spec, "deliveries": deliveries})
         return _finish(self, s, {**base, "status": "failed", "error": _error("INTERNAL", msg)}, log)
-    if state.is_cancelled(s, job_id):
+    if cancelled:
         return _finish(self, s, {**base, "status": "cancelled", "error": None}, log)
 
     try:
@@ -132,7 +133,6 @@ def _finish(task, s: Settings, result: dict, log, written: bool = True, webhook_
         created, result = results.write_result(s, job_id, result)
         if not created:
             log.info("job.result_existed")
-    state.finished(s, job_id)
     err = result.get("error") or {}
     metrics.JOBS.labels(result["status"], result.get("model", ""), err.get("code", "")).inc()
     if result.get("summary"):

@@ -20,17 +20,17 @@ def client(s: Settings) -> redis.Redis:
     return _clients[key]
 
 
-def count_delivery(s: Settings, job_id: str, where: str) -> int:
-    r = client(s)
-    pipe = r.pipeline()
+def start(s: Settings, job_id: str, where: str) -> tuple[int, bool]:
+    """One round trip when a job starts: count this delivery, mark the job running (who runs
+    it; ``Job.status()`` reads it until the backend record exists, so the mark is left to
+    expire rather than deleted, which would open a gap before the record is stored) and read its cancel flag. Returns (deliveries, cancelled)."""
+    pipe = client(s).pipeline(transaction=False)
     pipe.incr(s.key("deliveries", job_id))
     pipe.expire(s.key("deliveries", job_id), s.result_expires)
     pipe.set(s.key("running", job_id), where, ex=s.visibility_timeout)
-    return int(pipe.execute()[0])
-
-
-def finished(s: Settings, job_id: str) -> None:
-    client(s).delete(s.key("running", job_id))
+    pipe.exists(s.key("cancel", job_id))
+    deliveries, _, _, cancelled = pipe.execute()
+    return int(deliveries), bool(cancelled)
 
 
 def is_cancelled(s: Settings, job_id: str) -> bool:

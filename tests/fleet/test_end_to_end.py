@@ -69,3 +69,20 @@ def test_receipt_regions_quads(producer, settings, worker, inputs):
     norm = lambda t: "".join(t.split()).lower()  # noqa: E731
     hits = sum(norm(it["rec_text"]) == norm(a["text"]) for it, a in zip(items, anns))
     assert hits >= len(anns) // 2, [(it["rec_text"], a["text"]) for it, a in zip(items, anns)]
+
+
+def test_status_running_while_a_worker_runs_the_job(producer, worker, inputs):
+    """No STARTED record (task_track_started is off): the worker's running mark tells."""
+    import time
+
+    job = producer.submit(inputs["lines"][0], regions=[[0, 0, 40, 20]] * 300)  # ~1-3 s of model time
+    seen = set()
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        status = job.status()
+        seen.add(status)
+        if status == "succeeded":
+            break
+        time.sleep(0.02)
+    assert "running" in seen and status == "succeeded", seen
+    assert seen <= {"queued", "running", "succeeded"}

@@ -98,8 +98,17 @@ def test_worker_command_line(capsys, monkeypatch):
     args = parser.parse_args(["worker", "--device", "gpu:1", "--models", "PP-OCRv5_mobile_rec"])
     argv, env = fleet_cli.worker_argv(load_settings(env={}), args)
     assert env == {"OCRFLEET_WORKER_DEVICE": "gpu:0", "OCRFLEET_WORKER_MODELS": "PP-OCRv5_mobile_rec",
-                   "CUDA_VISIBLE_DEVICES": "1"}
-    assert argv[argv.index("-Q") + 1] == "ocr.gpu,ocr.any,ocr.webhooks"
+                   "CUDA_VISIBLE_DEVICES": "1", "OCRFLEET_TASK_EVENTS": "1"}
+    assert argv[argv.index("-Q") + 1] == "ocr.gpu,ocr.any,ocr.webhooks" and "-E" in argv
+    # events off (no Flower): no -E, and the app's config agrees through the environment
+    argv, env = fleet_cli.worker_argv(load_settings(env={}), parser.parse_args(
+        ["worker", "--no-events", "--pool", "threads", "--cpu-threads", "2"]))
+    assert "-E" not in argv and env["OCRFLEET_TASK_EVENTS"] == "0" and env["OCRFLEET_CPU_THREADS"] == "2"
+    settings = load_settings(env=env)
+    assert settings.task_events is False and settings.cpu_threads == 2
+    assert celery_config(settings)["worker_send_task_events"] is False
+    argv, env = fleet_cli.worker_argv(load_settings(env={}), parser.parse_args(
+        ["worker", "--device", "gpu:1", "--models", "PP-OCRv5_mobile_rec"]))
     assert argv[argv.index("-c") + 1] == "1" and "prefork" in argv
     args = parser.parse_args(["worker", "--device", "cpu", "--autoscale", "4,1", "--queues", "ocr.cpu"])
     argv, _ = fleet_cli.worker_argv(load_settings(env={}), args)

@@ -63,7 +63,7 @@ def test_whole_worker_sigkill_mid_job_restored_after_visibility_timeout(weed, re
     a.proc.wait(10)
     t_kill = time.time()
     time.sleep(0.5)
-    assert job.status() == "running"  # the dead worker's STARTED state; the message sits in unacked
+    assert job.status() == "running"  # the dead worker's running mark; the message sits in unacked
     fleet.worker(settings, producer, concurrency=1, name="restarted")
     record = job.result(timeout=60)
     recovered = time.time() - t_kill
