@@ -55,7 +55,9 @@ def celery_config(s: Settings) -> dict:
         worker_send_task_events=s.task_events,
         task_send_sent_event=s.task_events,
         result_expires=s.result_expires,
-        result_extended=True,
+        # the record is the task's small summary dict; extended records would copy the whole
+        # job spec (up to max_spec_bytes) into Redis again for every job
+        result_extended=False,
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],

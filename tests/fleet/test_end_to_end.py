@@ -86,3 +86,16 @@ def test_status_running_while_a_worker_runs_the_job(producer, worker, inputs):
         time.sleep(0.02)
     assert "running" in seen and status == "succeeded", seen
     assert seen <= {"queued", "running", "succeeded"}
+
+
+def test_backend_record_is_the_summary_not_the_spec(producer, settings, worker, inputs):
+    """The backend keeps the small record; the spec (here 20 KB of metadata) is not copied."""
+    import redis
+
+    job = producer.submit(inputs["lines"][0], metadata={"blob": "x" * 20000})
+    assert job.result(timeout=60)["status"] == "succeeded"
+    backend = producer.app.backend
+    raw = redis.Redis.from_url(settings.result_backend).get(backend.get_key_for_task(job.id))
+    meta = json.loads(raw)
+    assert meta["status"] == "SUCCESS" and meta["result"]["result_uri"] == job.result_uri
+    assert len(raw) < 2000 and "blob" not in raw.decode(), len(raw)
