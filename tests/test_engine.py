@@ -115,3 +115,29 @@ def test_exact_packing_text_independent_of_batch_size(v5_files):
     rec = Recognizer(v5_files, EngineOptions(cpu_threads=2))
     imgs = [cv2.imread(str(p)) for p, _ in read_labels("wildreceipt_lines")]
     assert rec.recognize(imgs, batch_size=1) == rec.recognize(imgs, batch_size=32)
+
+
+def test_batches_never_exceed_the_backends_limit(v5_files):
+    """A TensorRT profile fixes the largest batch (``Backend.max_batch``, set by the Paddle
+    backend from the model's trt_dynamic_shapes); the engine splits bigger requests. No GPU
+    here: the limit is set on a CPU backend, which runs as usual."""
+    rec = Recognizer(v5_files, EngineOptions(cpu_threads=2))
+    imgs = [cv2.imread(str(p)) for p, _ in read_labels("wildreceipt_lines")]
+    want = rec.recognize(imgs, batch_size=1)
+    seen = []
+    run = rec.backend.run
+    rec.backend.run = lambda batch: seen.append(batch.shape[0]) or run(batch)
+    rec.backend.max_batch = 3
+    assert rec.recognize(imgs, batch_size=32) == want
+    assert max(seen) == 3 and len(seen) >= len(imgs) / 3
+
+
+def test_paddle_tensorrt_batch_limit_comes_from_the_model_yml():
+    from types import SimpleNamespace
+
+    from ocrfleet.recognition.backends.paddle import DEFAULT_TRT_SHAPES, trt_shapes
+
+    yml = {"Hpi": {"backend_configs": {"paddle_infer": {"trt_dynamic_shapes": {
+        "x": [[1, 3, 48, 160], [4, 3, 48, 320], [16, 3, 48, 2000]]}}}}}
+    assert trt_shapes(SimpleNamespace(yml=yml))["x"][2][0] == 16
+    assert trt_shapes(SimpleNamespace(yml={})) == DEFAULT_TRT_SHAPES

@@ -50,6 +50,7 @@ class Recognizer:
         """Recognise BGR/gray/BGRA line images; returns (text, score) per image, in order."""
         if batch_size < 1:
             raise ValueError("batch_size must be a positive integer")
+        batch_size = min(batch_size, self.backend.max_batch or batch_size)
         prepared = [check_line(im) for im in images]
         out: list[tuple[str, float] | None] = [None] * len(prepared)
         for idx in plan_batches([im.shape[:2] for im in prepared], self.files.input_shape, batch_size, pack):

@@ -33,6 +33,7 @@ class Backend:
     """Runs a recognition model: a float32 NCHW batch in, (N, T, classes) probabilities out."""
 
     name = "base"
+    max_batch: int | None = None  # most lines one run() accepts (a TensorRT profile's limit)
 
     def __init__(self, files: ModelFiles, opts: EngineOptions):
         self.files = files

@@ -50,7 +50,8 @@ class PaddleBackend(Backend):
         precision = (inference.PrecisionType.Half if self.opts.precision == "fp16"
                      else inference.PrecisionType.Float32)
         shapes = trt_shapes(self.files)
-        config.enable_tensorrt_engine(workspace_size=1 << 30, max_batch_size=max(s[2][0] for s in shapes.values()),
+        self.max_batch = max(s[2][0] for s in shapes.values())  # the engine splits bigger batches
+        config.enable_tensorrt_engine(workspace_size=1 << 30, max_batch_size=self.max_batch,
                                       min_subgraph_size=3, precision_mode=precision,
                                       use_static=True, use_calib_mode=False)
         config.set_trt_dynamic_shape_info({k: v[0] for k, v in shapes.items()},
