@@ -21,9 +21,10 @@ def client(s: Settings) -> redis.Redis:
 
 
 def start(s: Settings, job_id: str, where: str) -> tuple[int, bool]:
-    """One round trip when a job starts: count this delivery, mark the job running (who runs
-    it; ``Job.status()`` reads it until the backend record exists, so the mark is left to
-    expire rather than deleted, which would open a gap before the record is stored) and read its cancel flag. Returns (deliveries, cancelled)."""
+    """One round trip when a job starts: count this delivery, mark the job running and read
+    its cancel flag. Returns (deliveries, cancelled). The running mark (``host:pid``) is what
+    ``Job.status()`` reads until the backend record exists; it is left to expire, because
+    deleting it at the end would open a gap before the record is stored."""
     pipe = client(s).pipeline(transaction=False)
     pipe.incr(s.key("deliveries", job_id))
     pipe.expire(s.key("deliveries", job_id), s.result_expires)
