@@ -27,6 +27,10 @@ def register(subparsers) -> None:
     w.add_argument("--cpu-threads", type=int, default=None,
                    help="intra-op threads per model (default: OCRFLEET_CPU_THREADS, 1); with --pool "
                         "threads one inference thread per model uses them all")
+    w.add_argument("--tensorrt", action=argparse.BooleanOptionalAction, default=None,
+                   help="GPU: build TensorRT engines (default: OCRFLEET_GPU_TENSORRT, on)")
+    w.add_argument("--precision", choices=["fp16", "fp32"], default=None,
+                   help="GPU: TensorRT precision (default: OCRFLEET_GPU_PRECISION, fp16)")
     w.add_argument("--autoscale", default=None, help="MAX,MIN processes (not recommended for models)")
     w.add_argument("--queues", "-Q", default=None,
                    help="queues to consume (default: ocr.<device>,ocr.any,ocr.webhooks)")
@@ -84,6 +88,10 @@ def worker_argv(settings, args) -> tuple[list[str], dict[str, str]]:
         env["OCRFLEET_WORKER_MODELS"] = args.models
     if getattr(args, "cpu_threads", None):
         env["OCRFLEET_CPU_THREADS"] = str(args.cpu_threads)
+    if getattr(args, "tensorrt", None) is not None:
+        env["OCRFLEET_GPU_TENSORRT"] = "1" if args.tensorrt else "0"
+    if getattr(args, "precision", None):
+        env["OCRFLEET_GPU_PRECISION"] = args.precision
     if kind == "gpu" and "CUDA_VISIBLE_DEVICES" not in os.environ:
         env["CUDA_VISIBLE_DEVICES"] = str(index)  # pin the process to its GPU; it sees it as gpu:0
         env["OCRFLEET_WORKER_DEVICE"] = "gpu:0"

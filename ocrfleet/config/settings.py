@@ -59,6 +59,8 @@ class Settings:
     worker_models: list[str] = field(default_factory=list)  # loaded + warmed in each process
     model_cache_size: int = 2
     cpu_threads: int = 1
+    gpu_tensorrt: bool = True              # GPU workers: TensorRT (Paddle subgraph / ORT provider)
+    gpu_precision: str = "fp16"            # GPU workers: fp16 | fp32
     max_pdf_pages: int = 200
     # cross-job batching (threads pool only; see docs/fleet.md "Batching across jobs")
     worker_pool: str = "prefork"           # prefork | threads (set by `ocrfleet worker --pool`)

@@ -50,23 +50,36 @@ class ModelCache:
         return list(self._models)
 
     def _load(self, name: str):
-        from ocrfleet.recognition.backends.base import EngineOptions
         from ocrfleet.recognition.engine import Recognizer
         from ocrfleet.recognition.sources import resolve
 
-        kind, index = parse_device(self.settings.worker_device)
         t0 = time.perf_counter()
-        rec = Recognizer(resolve(name), EngineOptions(device=kind, device_id=index,
-                                                      cpu_threads=self.settings.cpu_threads))
+        opts = engine_options(self.settings)
+        rec = Recognizer(resolve(name), opts)
         rec.recognize([np.full((48, 160, 3), 255, np.uint8)], batch_size=1)  # warm-up
         rec.warm_seconds = time.perf_counter() - t0
         from ocrfleet.workers.logs import get_logger
 
         get_logger(pid=os.getpid()).info("model.loaded", model=name, backend=rec.backend_name,
-                                         load_s=round(rec.load_seconds, 3), warm_s=round(rec.warm_seconds, 3))
+                                         load_s=round(rec.load_seconds, 3), warm_s=round(rec.warm_seconds, 3),
+                                         device=opts.device, tensorrt=opts.use_tensorrt, precision=opts.precision)
         if self.on_load:
             self.on_load(name, rec)
         return rec
+
+
+def engine_options(s: Settings):
+    """The worker's engine options: its device; on a GPU, TensorRT at ``gpu_precision`` unless
+    ``gpu_tensorrt`` is off (a backend that cannot build the engine falls through to the next
+    in ``select.default_order``, e.g. ONNX Runtime on CUDA)."""
+    from ocrfleet.recognition.backends.base import EngineOptions
+
+    kind, index = parse_device(s.worker_device)
+    if s.gpu_precision not in ("fp16", "fp32"):
+        raise ValueError(f"gpu_precision must be 'fp16' or 'fp32', not {s.gpu_precision!r}")
+    gpu = kind == "gpu"
+    return EngineOptions(device=kind, device_id=index, cpu_threads=s.cpu_threads,
+                         use_tensorrt=gpu and s.gpu_tensorrt, precision=s.gpu_precision if gpu else "fp32")
 
 
 _cache: ModelCache | None = None

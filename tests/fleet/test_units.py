@@ -116,3 +116,22 @@ def test_worker_command_line(capsys, monkeypatch):
     for cmd in (["submit", "s3://b/k.png", "--wait"], ["webhooks", "dead-letter", "list"],
                 ["webhooks", "dead-letter", "replay", "--all"]):
         assert callable(parser.parse_args(cmd).func)
+
+
+def test_gpu_workers_build_tensorrt_fp16_engines_by_default():
+    """What a GPU worker asks the engine for (no GPU here: the options, not a GPU run)."""
+    from ocrfleet import fleet_cli
+    from ocrfleet.workers.models import engine_options
+
+    gpu = engine_options(load_settings(env={}, worker_device="gpu:1"))
+    assert (gpu.device, gpu.device_id, gpu.use_tensorrt, gpu.precision) == ("gpu", 1, True, "fp16")
+    cpu = engine_options(load_settings(env={}, worker_device="cpu", cpu_threads=2))
+    assert (cpu.device, cpu.use_tensorrt, cpu.precision, cpu.cpu_threads) == ("cpu", False, "fp32", 2)
+    parser = argparse.ArgumentParser()
+    fleet_cli.register(parser.add_subparsers(dest="command"))
+    _, env = fleet_cli.worker_argv(load_settings(env={}), parser.parse_args(
+        ["worker", "--device", "gpu:0", "--no-tensorrt", "--precision", "fp32"]))
+    plain = engine_options(load_settings(env=env))
+    assert (plain.device, plain.use_tensorrt, plain.precision) == ("gpu", False, "fp32")
+    with pytest.raises(ValueError, match="gpu_precision"):
+        engine_options(load_settings(env={}, worker_device="gpu:0", gpu_precision="int4"))

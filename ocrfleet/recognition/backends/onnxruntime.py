@@ -5,7 +5,7 @@ import numpy as np
 
 from ocrfleet.recognition.backends.base import Backend, EngineOptions
 from ocrfleet.recognition.backends.convert import onnx_path
-from ocrfleet.recognition.sources import ModelFiles
+from ocrfleet.recognition.sources import ModelFiles, cache_root
 
 
 class OnnxRuntimeBackend(Backend):
@@ -34,9 +34,11 @@ class OnnxRuntimeBackend(Backend):
         if opts.device == "gpu":
             out = []
             if opts.use_tensorrt and "TensorrtExecutionProvider" in have:
+                cache = cache_root() / "trt" / "onnxruntime"  # engines survive restarts (a volume)
+                cache.mkdir(parents=True, exist_ok=True)
                 out.append(("TensorrtExecutionProvider", {
                     "device_id": opts.device_id, "trt_fp16_enable": opts.precision == "fp16",
-                    "trt_engine_cache_enable": True}))
+                    "trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache)}))
             out.append(("CUDAExecutionProvider", {"device_id": opts.device_id}))
             return out + ["CPUExecutionProvider"]
         return ["CPUExecutionProvider"]
