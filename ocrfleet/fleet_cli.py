@@ -86,11 +86,11 @@ def worker_argv(settings, args) -> tuple[list[str], dict[str, str]]:
         env["OCRFLEET_BATCH_SIZE"] = str(args.batch_size)
     if args.models:
         env["OCRFLEET_WORKER_MODELS"] = args.models
-    if getattr(args, "cpu_threads", None):
+    if args.cpu_threads:
         env["OCRFLEET_CPU_THREADS"] = str(args.cpu_threads)
-    if getattr(args, "tensorrt", None) is not None:
+    if args.tensorrt is not None:
         env["OCRFLEET_GPU_TENSORRT"] = "1" if args.tensorrt else "0"
-    if getattr(args, "precision", None):
+    if args.precision:
         env["OCRFLEET_GPU_PRECISION"] = args.precision
     if kind == "gpu" and "CUDA_VISIBLE_DEVICES" not in os.environ:
         env["CUDA_VISIBLE_DEVICES"] = str(index)  # pin the process to its GPU; it sees it as gpu:0
@@ -103,7 +103,7 @@ def worker_argv(settings, args) -> tuple[list[str], dict[str, str]]:
     queues = args.queues or ",".join(settings.queue(q) for q in (kind, "any", "webhooks"))
     argv = [sys.executable, "-m", "celery", "-A", "ocrfleet.workers.app", "worker",
             "-P", pool, "-Q", queues, "-l", args.loglevel]
-    events = settings.task_events if getattr(args, "events", None) is None else args.events
+    events = settings.task_events if args.events is None else args.events
     env["OCRFLEET_TASK_EVENTS"] = "1" if events else "0"
     if events:
         argv.append("-E")
