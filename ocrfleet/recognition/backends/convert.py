@@ -3,7 +3,10 @@ paddle2onnx and cached beside the other cached models, keyed by the weights' has
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -60,20 +63,37 @@ def onnx_path(files: ModelFiles) -> Path:
     if out.is_file():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import paddle2onnx
-    except ImportError as exc:
+    if importlib.util.find_spec("paddle2onnx") is None:
         raise ModelUnavailableError(
-            f"{files.name} is in Paddle format; converting it to ONNX needs paddle2onnx") from exc
+            f"{files.name} is in Paddle format; converting it to ONNX needs paddle2onnx")
     fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=out.parent)
     os.close(fd)
     try:
-        os.environ.setdefault("POLYGRAPHY_AUTOINSTALL_DEPS", "0")  # never pip-install at run time
-        paddle2onnx.export(str(files.model_file), str(files.params_file), tmp, opset_version=OPSET,
-                           enable_onnx_checker=True, verbose=False, optimize_tool="None")
-        _fix_scalar_concat(tmp)
+        # in a child process, inside a scratch directory: paddle2onnx drops helper files
+        # (sym_shape_infer_temp.onnx, uuid-named blobs) into its working directory, and
+        # importing paddle would add ~0.5 GB to this process for good
+        with tempfile.TemporaryDirectory(prefix="ocrfleet-convert-") as scratch:
+            env = {**os.environ, "POLYGRAPHY_AUTOINSTALL_DEPS": "0"}  # never pip-install at run time
+            proc = subprocess.run([sys.executable, "-m", "ocrfleet.recognition.backends.convert",
+                                   str(files.model_file), str(files.params_file), tmp],
+                                  cwd=scratch, env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+            raise ModelUnavailableError(f"converting {files.name} to ONNX failed: {' | '.join(tail)}")
         os.replace(tmp, out)  # atomic: concurrent converters never see a half file
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return out
+
+
+def _convert(model_file: str, params_file: str, target: str) -> None:
+    import paddle2onnx
+
+    paddle2onnx.export(model_file, params_file, target, opset_version=OPSET,
+                       enable_onnx_checker=True, verbose=False, optimize_tool="None")
+    _fix_scalar_concat(target)
+
+
+if __name__ == "__main__":
+    _convert(*sys.argv[1:4])
