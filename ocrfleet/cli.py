@@ -9,7 +9,8 @@ import sys
 from ocrfleet.errors import OcrFleetError
 
 # modules that add their own sub-commands with register(subparsers)
-PLUGINS = ("ocrfleet.recognition.models_cli", "ocrfleet.recognition.evaluate", "ocrfleet.fleet_cli")
+PLUGINS = ("ocrfleet.recognition.models_cli", "ocrfleet.recognition.evaluate", "ocrfleet.fleet_cli",
+           "ocrfleet.recognition.hpi_cli")
 
 
 def _bool(text: str) -> bool:

@@ -76,15 +76,6 @@ def test_paddle_backend_refuses_onnx_model(v5_files):
         select.create("paddle", v5_files, EngineOptions())
 
 
-def test_hpi_measures_once_and_remembers(v5_files, isolated_home):
-    name, backend = select.fastest(v5_files, EngineOptions(cpu_threads=2))
-    assert name in ("onnxruntime", "openvino") and backend.name == name
-    saved = json.loads((isolated_home / "hpi-choices.json").read_text())
-    assert list(saved.values()) == [name]
-    again, _ = select.fastest(v5_files, EngineOptions(cpu_threads=2))
-    assert again == name
-
-
 def test_threads_capped_at_cores():
     import os
 

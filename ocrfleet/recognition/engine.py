@@ -33,7 +33,7 @@ class Recognizer:
         if backend:
             self.backend: Backend = select.create(backend, files, opts)
         elif enable_hpi:
-            _, self.backend = select.fastest(files, opts)
+            _, self.backend = select.fastest(files, opts, progress=_hpi_progress(files.name))
         else:
             self.backend = select.create_default(files, opts)
         probe = self.backend.run(np.zeros((1, 3, files.input_shape[1], files.input_shape[2]), np.float32))
@@ -60,6 +60,21 @@ class Recognizer:
             for i, res in zip(idx, self.decoder(probs)):
                 out[i] = res
         return out  # type: ignore[return-value]
+
+
+def _hpi_progress(name: str):
+    """enable_hpi's first probe takes seconds: say so (logged; remembered afterwards)."""
+    import logging
+
+    log = logging.getLogger("ocrfleet")
+
+    def report(done: int, total: int) -> None:
+        if done == 1:
+            log.warning("enable_hpi: measuring the backends for %s on this machine (once; "
+                        "remembered, see `ocrfleet hpi show`)", name)
+        log.info("enable_hpi: %s probe round %d/%d", name, done, total)
+
+    return report
 
 
 PACKS = ("exact", "sorted", "paddleocr")

@@ -1,17 +1,10 @@
 """Choosing a backend: by name, the default for the model's format, or (``enable_hpi``)
-the fastest one measured on a short warm-up, remembered per (model, device, machine)."""
+the measured default unless a backend is clearly faster here (see ``hpi``)."""
 from __future__ import annotations
-
-import json
-import os
-import platform
-import time
-
-import numpy as np
 
 from ocrfleet.errors import BackendUnavailableError
 from ocrfleet.recognition.backends.base import Backend, EngineOptions
-from ocrfleet.recognition.sources import ModelFiles, cache_root
+from ocrfleet.recognition.sources import ModelFiles
 
 
 def registry() -> dict[str, type[Backend]]:
@@ -64,71 +57,9 @@ def create_default(files: ModelFiles, opts: EngineOptions) -> Backend:
     raise BackendUnavailableError(f"no backend can run {files.name} on {opts.device}: {'; '.join(errors)}")
 
 
-def _choice_file() -> str:
-    return str(cache_root() / "hpi-choices.json")
+def fastest(files: ModelFiles, opts: EngineOptions, progress=None) -> tuple[str, Backend]:
+    """High-performance mode: the measured default unless a probe shows another backend clearly
+    faster on this machine (``ocrfleet.recognition.backends.hpi``)."""
+    from ocrfleet.recognition.backends import hpi
 
-
-def _key(files: ModelFiles, opts: EngineOptions) -> str:
-    stat = files.model_file.stat()
-    return "|".join([files.name, str(files.model_file), str(stat.st_size), opts.device, opts.precision,
-                     str(opts.threads), platform.node(), platform.processor() or platform.machine()])
-
-
-def fastest(files: ModelFiles, opts: EngineOptions, sample: np.ndarray | None = None) -> tuple[str, Backend]:
-    """Measure every available backend once on a warm-up batch; remember the winner."""
-    path, key = _choice_file(), _key(files, opts)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            remembered = json.load(fh).get(key)
-    except (OSError, ValueError):
-        remembered = None
-    names = candidates(files, opts)
-    if remembered in names:
-        return remembered, create(remembered, files, opts)
-    best: tuple[str, Backend] | None = None
-    best_time = float("inf")
-    for name in names:
-        try:
-            backend = create(name, files, opts)
-            elapsed = _probe(backend, files.input_shape[1], sample)
-        except Exception:  # noqa: BLE001 - a backend that fails here is simply not chosen
-            continue
-        if elapsed < best_time:
-            best, best_time = (name, backend), elapsed
-        del backend  # losers are freed before the next one loads
-    if best is None:
-        raise BackendUnavailableError(f"no backend can run {files.name} on {opts.device}")
-    _remember(path, key, best[0])
-    return best
-
-
-def _probe(backend: Backend, height: int, sample: np.ndarray | None, repeats: int = 3) -> float:
-    """Best-of-``repeats`` time for batches typical of text lines: 1 and 8 lines, 320 and 960 wide."""
-    rng = np.random.default_rng(0)
-    batches = [sample] if sample is not None else [
-        rng.uniform(-1, 1, size=(n, 3, height, w)).astype(np.float32) for n in (1, 8) for w in (320, 960)]
-    for b in batches:
-        backend.run(b)  # first calls build kernels / caches
-    total = 0.0
-    for b in batches:
-        runs = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            backend.run(b)
-            runs.append(time.perf_counter() - t0)
-        total += min(runs)
-    return total
-
-
-def _remember(path: str, key: str, name: str) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, ValueError):
-        data = {}
-    data[key] = name
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=1)
-    os.replace(tmp, path)
+    return hpi.choose(files, opts, progress=progress)
