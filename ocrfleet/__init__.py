@@ -18,11 +18,21 @@ __all__ = [
     "InputNotFoundError",
     "InputTooLargeError",
     "ModelUnavailableError",
+    "TextDetection",
+    "TextLineOrientationClassification",
     "__version__",
 ]
 
 
 def __getattr__(name: str):
+    if name == "TextDetection":  # lazy, as TextRecognition
+        from ocrfleet.detection.api import TextDetection
+
+        return TextDetection
+    if name == "TextLineOrientationClassification":
+        from ocrfleet.textline_orientation.api import TextLineOrientationClassification
+
+        return TextLineOrientationClassification
     if name == "TextRecognition":  # lazy: importing the package stays cheap
         from ocrfleet.recognition.api import TextRecognition
 

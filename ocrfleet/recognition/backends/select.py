@@ -90,7 +90,7 @@ def fastest(files: ModelFiles, opts: EngineOptions, sample: np.ndarray | None = 
     for name in names:
         try:
             backend = create(name, files, opts)
-            elapsed = _probe(backend, files.input_shape[1], sample)
+            elapsed = _probe(backend, files, sample)
         except Exception:  # noqa: BLE001 - a backend that fails here is simply not chosen
             continue
         if elapsed < best_time:
@@ -102,11 +102,19 @@ def fastest(files: ModelFiles, opts: EngineOptions, sample: np.ndarray | None = 
     return best
 
 
-def _probe(backend: Backend, height: int, sample: np.ndarray | None, repeats: int = 3) -> float:
-    """Best-of-``repeats`` time for batches typical of text lines: 1 and 8 lines, 320 and 960 wide."""
+def _probe(backend: Backend, files: ModelFiles, sample: np.ndarray | None, repeats: int = 3) -> float:
+    """Best-of-``repeats`` time for typical batches: text lines (1 and 8 lines, 320 and 960
+    wide), pages for a detector (960 x 736), the model's own input size for a classifier."""
     rng = np.random.default_rng(0)
-    batches = [sample] if sample is not None else [
-        rng.uniform(-1, 1, size=(n, 3, height, w)).astype(np.float32) for n in (1, 8) for w in (320, 960)]
+    if sample is not None:
+        shapes = []
+    elif files.task == "det" or not files.input_shape:
+        shapes = [(1, 3, 960, 736)]
+    elif files.task == "rec":
+        shapes = [(n, 3, files.input_shape[1], w) for n in (1, 8) for w in (320, 960)]
+    else:
+        shapes = [(n, *files.input_shape) for n in (1, 8)]
+    batches = [sample] if sample is not None else [rng.uniform(-1, 1, size=s).astype(np.float32) for s in shapes]
     for b in batches:
         backend.run(b)  # first calls build kernels / caches
     total = 0.0
