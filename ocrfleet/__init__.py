@@ -13,6 +13,7 @@ from ocrfleet.errors import (  # noqa: E402
 
 __all__ = [
     "TextRecognition",
+    "PaddleOCR",
     "OcrFleetError",
     "InvalidInputError",
     "InputNotFoundError",
@@ -37,4 +38,8 @@ def __getattr__(name: str):
         from ocrfleet.recognition.api import TextRecognition
 
         return TextRecognition
+    if name == "PaddleOCR":
+        from ocrfleet.ocr.pipeline import PaddleOCR
+
+        return PaddleOCR
     raise AttributeError(name)
