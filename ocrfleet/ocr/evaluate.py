@@ -56,18 +56,26 @@ def dont_care(text: str) -> bool:
     return not gt_text(text).strip("~-")
 
 
-def iou_matrix(a, b) -> np.ndarray:
-    from shapely.geometry import Polygon
+def quad_iou(a, b) -> float:
+    """IoU of two polygons, each taken as its convex hull (text quads are convex)."""
+    import cv2
 
-    pa = [Polygon(np.asarray(p, np.float64).reshape(-1, 2)).buffer(0) for p in a]
-    pb = [Polygon(np.asarray(p, np.float64).reshape(-1, 2)).buffer(0) for p in b]
-    out = np.zeros((len(pa), len(pb)))
-    for i, x in enumerate(pa):
-        for j, y in enumerate(pb):
-            if x.intersects(y):
-                inter = x.intersection(y).area
-                union = x.area + y.area - inter
-                out[i, j] = inter / union if union > 0 else 0.0
+    pa = cv2.convexHull(np.asarray(a, np.float32).reshape(-1, 2))
+    pb = cv2.convexHull(np.asarray(b, np.float32).reshape(-1, 2))
+    inter, _ = cv2.intersectConvexConvex(pa, pb)
+    union = cv2.contourArea(pa) + cv2.contourArea(pb) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def iou_matrix(a, b) -> np.ndarray:
+    out = np.zeros((len(a), len(b)))
+    boxes_b = [np.asarray(q, np.float64).reshape(-1, 2) for q in b]
+    for i, p in enumerate(a):
+        p = np.asarray(p, np.float64).reshape(-1, 2)
+        lo, hi = p.min(0), p.max(0)
+        for j, q in enumerate(boxes_b):
+            if (q.min(0) < hi).all() and (q.max(0) > lo).all():  # bounding boxes overlap
+                out[i, j] = quad_iou(p, q)
     return out
 
 
