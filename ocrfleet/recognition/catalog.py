@@ -210,7 +210,7 @@ def cls_yml(name: str) -> dict:
                {"ToCHWImage": None}]
     else:
         pre = [{"ResizeImage": {"size": [w, h]}},
-               {"NormalizeImage": {**_IMAGENET, "order": "", "channel_num": 3}},
+               {"NormalizeImage": {**_IMAGENET, "scale": 1 / 255, "order": "", "channel_num": 3}},
                {"ToCHWImage": None}]
     return {"Global": {"model_name": name}, "PreProcess": {"transform_ops": pre},
             "PostProcess": {"Topk": {"topk": 1, "label_list": labels}}}
