@@ -14,6 +14,7 @@ PLUGINS = (
     "ocrfleet.recognition.evaluate",
     "ocrfleet.fleet_cli",
     "ocrfleet.modules_cli",
+    "ocrfleet.ocr.cli",
 )
 
 
