@@ -13,18 +13,33 @@ from ocrfleet.errors import (  # noqa: E402
 
 __all__ = [
     "TextRecognition",
+    "PaddleOCR",
     "OcrFleetError",
     "InvalidInputError",
     "InputNotFoundError",
     "InputTooLargeError",
     "ModelUnavailableError",
+    "TextDetection",
+    "TextLineOrientationClassification",
     "__version__",
 ]
 
 
 def __getattr__(name: str):
+    if name == "TextDetection":  # lazy, as TextRecognition
+        from ocrfleet.detection.api import TextDetection
+
+        return TextDetection
+    if name == "TextLineOrientationClassification":
+        from ocrfleet.textline_orientation.api import TextLineOrientationClassification
+
+        return TextLineOrientationClassification
     if name == "TextRecognition":  # lazy: importing the package stays cheap
         from ocrfleet.recognition.api import TextRecognition
 
         return TextRecognition
+    if name == "PaddleOCR":
+        from ocrfleet.ocr.pipeline import PaddleOCR
+
+        return PaddleOCR
     raise AttributeError(name)

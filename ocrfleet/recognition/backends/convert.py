@@ -62,6 +62,9 @@ def onnx_path(files: ModelFiles) -> Path:
     out = cache_root() / "onnx" / f"{files.name}-{_digest(files)}.onnx"
     if out.is_file():
         return out
+    failed = out.with_suffix(".failed")  # a model paddle2onnx cannot convert is not retried
+    if failed.is_file():
+        raise ModelUnavailableError(failed.read_text(encoding="utf-8", errors="replace"))
     out.parent.mkdir(parents=True, exist_ok=True)
     if importlib.util.find_spec("paddle2onnx") is None:
         raise ModelUnavailableError(
@@ -79,7 +82,9 @@ def onnx_path(files: ModelFiles) -> Path:
                                   cwd=scratch, env=env, capture_output=True, text=True)
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-            raise ModelUnavailableError(f"converting {files.name} to ONNX failed: {' | '.join(tail)}")
+            message = f"converting {files.name} to ONNX failed: {' | '.join(tail)}"
+            failed.write_text(message, encoding="utf-8")
+            raise ModelUnavailableError(message)
         os.replace(tmp, out)  # atomic: concurrent converters never see a half file
     finally:
         if os.path.exists(tmp):

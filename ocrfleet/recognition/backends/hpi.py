@@ -133,11 +133,18 @@ def clear(model: str | None = None) -> int:
 
 
 def workload(files: ModelFiles) -> list[np.ndarray]:
-    """Batches typical of text lines: 1 short line, and batches of 8 at two widths."""
-    _, height, width = files.input_shape
+    """Typical batches: text lines (1 short line, 8 lines at two widths), a page for a detector
+    (960 x 736), 1 and 8 crops at the model's own input size for a classifier."""
     rng = np.random.default_rng(0)
-    shapes = [(1, width), (8, width), (8, 2 * width)]
-    return [rng.uniform(-1, 1, size=(n, 3, height, w)).astype(np.float32) for n, w in shapes]
+    task = files.task
+    if task == "det" or not files.input_shape:
+        shapes = [(1, 3, 960, 736)]
+    elif task == "rec":
+        _, height, width = files.input_shape
+        shapes = [(n, 3, height, w) for n, w in ((1, width), (8, width), (8, 2 * width))]
+    else:
+        shapes = [(n, *files.input_shape) for n in (1, 8)]
+    return [rng.uniform(-1, 1, size=s).astype(np.float32) for s in shapes]
 
 
 def decide(default: str, seconds: dict[str, list[float]]) -> Decision:

@@ -1,4 +1,6 @@
-"""OpenVINO on the CPU (reads ONNX; Paddle-format models are converted once).
+"""OpenVINO on the CPU (reads ONNX; Paddle-format models are converted once; a legacy
+``.pdmodel`` that paddle2onnx cannot convert, e.g. PP-OCRv4_mobile_det, is read directly by
+OpenVINO's Paddle front end).
 
 ``precision`` "fp32" (default) keeps f32 arithmetic; "bf16" / "fp16" let OpenVINO use AMX /
 AVX512-FP16 where the CPU has them: about 2x faster here, at a measured accuracy cost (see
@@ -7,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ocrfleet.errors import ModelUnavailableError
 from ocrfleet.recognition.backends.base import Backend, EngineOptions
 from ocrfleet.recognition.backends.convert import onnx_path
 from ocrfleet.recognition.sources import ModelFiles
@@ -20,7 +23,12 @@ class OpenVinoBackend(Backend):
         import openvino as ov
 
         core = ov.Core()
-        model = core.read_model(str(onnx_path(files)))
+        try:
+            model = core.read_model(str(onnx_path(files)))
+        except ModelUnavailableError:
+            if files.fmt != "paddle" or files.model_file.suffix != ".pdmodel":
+                raise
+            model = core.read_model(str(files.model_file))
         self.compiled = core.compile_model(model, "CPU", {
             "INFERENCE_NUM_THREADS": opts.threads,
             "PERFORMANCE_HINT": "LATENCY",

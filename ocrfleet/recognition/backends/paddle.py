@@ -14,7 +14,14 @@ DEFAULT_TRT_SHAPES = {"x": [[1, 3, 48, 160], [1, 3, 48, 320], [8, 3, 48, 3200]]}
 def trt_shapes(files: ModelFiles) -> dict:
     hpi = ((files.yml or {}).get("Hpi") or {}).get("backend_configs") or {}
     shapes = (hpi.get("paddle_infer") or {}).get("trt_dynamic_shapes")
-    return shapes or DEFAULT_TRT_SHAPES
+    if shapes:
+        return shapes
+    if files.task == "det":  # PaddleOCR's detector profile: any page up to 4000 px a side
+        return {"x": [[1, 3, 32, 32], [1, 3, 736, 736], [1, 3, 4000, 4000]]}
+    if files.task != "rec" and files.input_shape:
+        c, h, w = files.input_shape
+        return {"x": [[1, c, h, w], [1, c, h, w], [8, c, h, w]]}
+    return DEFAULT_TRT_SHAPES
 
 
 class PaddleBackend(Backend):

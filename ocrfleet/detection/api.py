@@ -1,0 +1,233 @@
+"""TextDetection: PaddleOCR 3.x's ``TextDetection`` module (DB detector) on ocrfleet's backends.
+
+Same arguments, defaults and result dicts as the official module. ``None`` settings take the
+model's inference.yml, then PaddleOCR's defaults: ``limit_side_len`` 960 and ``limit_type``
+"max" for the PP-OCRv3..v6 detectors (736 / "min" for others), ``thresh`` 0.3, ``box_thresh``
+0.6, ``unclip_ratio`` 2.0 unless the yml sets them (the official PP-OCR detectors' ymls say
+1.5; PP-OCRv6 0.2 / 0.4-0.45 / 1.4), ``max_side_limit`` 4000. As in PaddleOCR, a setting of 0
+counts as "not set".
+
+The pipeline calls the raw methods::
+
+    det = TextDetection(model_name="PP-OCRv5_mobile_det", device="cpu", cpu_threads=2)
+    polys, scores = det.detect(img_bgr)      # (N, 4, 2) int16, clockwise from top-left; [float] * N
+    pairs = det.detect_batch([img1, img2])   # [(polys, scores), ...]
+
+Both take per-call ``limit_side_len``, ``limit_type``, ``thresh``, ``box_thresh``,
+``unclip_ratio``, ``max_side_limit``. A blank or all-black page gives zero boxes (shape
+(0, 4, 2)); a page over ``OCRFLEET_MAX_PIXELS`` raises ``InputTooLargeError`` (TOO_LARGE);
+anything that is not an image raises ``InvalidInputError`` (INVALID_INPUT).
+"""
+from __future__ import annotations
+
+import ast
+import logging
+import threading
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from ocrfleet.detection import postprocess, preprocess
+from ocrfleet.detection.result import TextDetResult
+from ocrfleet.errors import InputTooLargeError, InvalidInputError, OcrFleetError
+from ocrfleet.recognition import inputs, sources
+from ocrfleet.recognition.backends import select
+from ocrfleet.recognition.backends.base import EngineOptions
+from ocrfleet.recognition.devices import parse_device
+from ocrfleet.recognition.inputs import Item, iter_inputs
+from ocrfleet.recognition.preprocess import to_bgr
+
+log = logging.getLogger("ocrfleet")
+ON_ERROR = ("raise", "skip")
+# PaddleX's _TEXT_DET_MAX_LIMIT_MODELS: these default to limit 960 / "max", others 736 / "min"
+MAX_LIMIT_MODELS = {f"PP-OCRv{v}_{s}_det" for v in (3, 4, 5) for s in ("server", "mobile")} | {
+    f"PP-OCRv6_{s}_det" for s in ("tiny", "small", "medium")}
+
+
+def _ops(yml: dict | None) -> dict:
+    out = {}
+    for op in ((yml or {}).get("PreProcess") or {}).get("transform_ops") or []:
+        if isinstance(op, dict) and op:
+            key = next(iter(op))
+            out[key] = op[key] or {}
+    return out
+
+
+def _number(v, default):
+    if v is None:
+        return default
+    if isinstance(v, str):  # "1./255." as in the official ymls
+        return float(eval(compile(ast.parse(v, mode="eval"), "<yml>", "eval"), {"__builtins__": {}}))  # noqa: S307
+    return v
+
+
+def check_page(img, name: str = "array") -> np.ndarray:
+    """Validate a page image and return it as uint8 BGR."""
+    if not isinstance(img, np.ndarray):
+        raise InvalidInputError(f"expected a numpy array, got {type(img).__name__}", input_ref=name)
+    if img.size == 0 or img.ndim not in (2, 3) or img.shape[0] == 0 or img.shape[1] == 0:
+        raise InvalidInputError(f"empty or zero-size image of shape {img.shape}", input_ref=name)
+    if img.ndim == 3 and img.shape[2] not in (1, 3, 4):
+        raise InvalidInputError(f"image has {img.shape[2]} channels; expected 1, 3 or 4", input_ref=name)
+    h, w = img.shape[:2]
+    if h * w > inputs.MAX_PIXELS:
+        raise InputTooLargeError(f"image of {w}x{h} pixels is over the {inputs.MAX_PIXELS}-pixel limit "
+                                 "(OCRFLEET_MAX_PIXELS)", input_ref=name)
+    return to_bgr(img)
+
+
+class TextDetection:
+    """Detect text lines on page images; arguments and results as PaddleOCR's ``TextDetection``.
+
+    ``model_name=None`` means ``PP-OCRv5_server_det`` (PaddleOCR 3.0's default; 3.7 moved to
+    PP-OCRv6_medium_det). Extra keyword-only options, as for ``TextRecognition``: ``backend``
+    ("paddle", "onnxruntime", "openvino") and ``on_error`` ("raise" or "skip"). Several
+    devices (``gpu:0,1``) are not split for detection: the first one is used.
+    """
+
+    def __init__(self, model_name: str | None = None, model_dir: str | None = None, device: str | None = None,
+                 enable_hpi: bool = False, use_tensorrt: bool = False, precision: str = "fp32",
+                 enable_mkldnn: bool = True, mkldnn_cache_capacity: int = 10, cpu_threads: int = 10,
+                 input_shape=None, limit_side_len: int | None = None, limit_type: str | None = None,
+                 thresh: float | None = None, box_thresh: float | None = None, unclip_ratio: float | None = None,
+                 max_side_limit: int = 4000, *, backend: str | None = None, on_error: str = "raise"):
+        if precision not in ("fp32", "fp16", "bf16"):
+            raise ValueError(f"precision must be 'fp32', 'fp16' or 'bf16', not {precision!r}")
+        if on_error not in ON_ERROR:
+            raise ValueError(f"on_error must be one of {ON_ERROR}")
+        if limit_type is not None and limit_type not in preprocess.LIMIT_TYPES:
+            raise ValueError(f"limit_type must be one of {preprocess.LIMIT_TYPES}, not {limit_type!r}")
+        self.files = sources.resolve(model_name, model_dir, None, task="det")
+        self.model_name = self.files.name
+        self.on_error = on_error
+        self.errors: list[OcrFleetError] = []
+        self.input_shape = tuple(int(v) for v in input_shape) if input_shape is not None else None
+        self._configure(limit_side_len, limit_type, thresh, box_thresh, unclip_ratio, max_side_limit)
+        kind, dev_id = parse_device(device)[0]
+        opts = EngineOptions(device=kind, device_id=dev_id, enable_mkldnn=enable_mkldnn,
+                             mkldnn_cache_capacity=mkldnn_cache_capacity, cpu_threads=cpu_threads,
+                             use_tensorrt=use_tensorrt, precision=precision)
+        if backend:
+            self.backend_impl = select.create(backend, self.files, opts)
+        elif enable_hpi:
+            _, self.backend_impl = select.fastest(self.files, opts)
+        else:
+            self.backend_impl = select.create_default(self.files, opts)
+        self._lock = threading.Lock()
+
+    def _configure(self, limit_side_len, limit_type, thresh, box_thresh, unclip_ratio, max_side_limit):
+        ops = _ops(self.files.yml)
+        resize = ops.get("DetResizeForTest", {})
+        if self.model_name in MAX_LIMIT_MODELS:
+            default_len, default_type = resize.get("resize_long", 960), "max"
+        else:
+            default_len, default_type = resize.get("resize_long", 736), "min"
+        self.limit_side_len = limit_side_len or default_len
+        self.limit_type = limit_type or default_type
+        self.image_shape = resize.get("image_shape")
+        self.keep_ratio = bool(resize.get("keep_ratio", False))
+        self.max_side_limit = max_side_limit
+        norm = ops.get("NormalizeImage", {})
+        self.mean = norm.get("mean", [0.485, 0.456, 0.406])
+        self.std = norm.get("std", [0.229, 0.224, 0.225])
+        self.scale = _number(norm.get("scale"), 1 / 255)
+        self.rgb = (ops.get("DecodeImage", {}).get("img_mode", "BGR") == "RGB")
+        post = (self.files.yml or {}).get("PostProcess") or {}
+        if post.get("name", "DBPostProcess") != "DBPostProcess":
+            raise InvalidInputError(f"{self.model_name}: unsupported post-process {post.get('name')!r}")
+        if post.get("box_type", "quad") != "quad":
+            raise InvalidInputError(f"{self.model_name}: only quadrilateral boxes (box_type 'quad') are supported")
+        self.thresh = thresh or post.get("thresh", 0.3)
+        self.box_thresh = box_thresh or post.get("box_thresh", 0.6)
+        self.unclip_ratio = unclip_ratio or post.get("unclip_ratio", 2.0)
+        self.max_candidates = int(post.get("max_candidates", 1000))
+        self.use_dilation = bool(post.get("use_dilation", False))
+        self.score_mode = post.get("score_mode", "fast")
+
+    @property
+    def backend(self) -> str:
+        return self.backend_impl.name
+
+    # ------------------------------------------------------------------ raw API (the pipeline)
+
+    def detect(self, image: np.ndarray, **overrides) -> tuple[np.ndarray, list[float]]:
+        """Boxes of one BGR (or gray / BGRA) page: ((N, 4, 2) int16, N scores)."""
+        return self.detect_batch([image], **overrides)[0]
+
+    def detect_batch(self, images: list[np.ndarray], batch_size: int = 1, limit_side_len: int | None = None,
+                     limit_type: str | None = None, thresh: float | None = None, box_thresh: float | None = None,
+                     unclip_ratio: float | None = None, max_side_limit: int | None = None
+                     ) -> list[tuple[np.ndarray, list[float]]]:
+        """``detect`` for several pages; pages that resize to the same size share a model call
+        (up to ``batch_size``), which gives the same boxes as one at a time."""
+        if limit_type is not None and limit_type not in preprocess.LIMIT_TYPES:
+            raise ValueError(f"limit_type must be one of {preprocess.LIMIT_TYPES}, not {limit_type!r}")
+        side = limit_side_len or self.limit_side_len
+        kind = limit_type or self.limit_type
+        cap = max_side_limit if max_side_limit is not None else self.max_side_limit
+        prepared = []
+        for im in images:
+            page = check_page(im)
+            if self.rgb:
+                page = cv2.cvtColor(page, cv2.COLOR_BGR2RGB)
+            resized, shape = preprocess.resize(page, side, kind, cap, self.input_shape, self.image_shape,
+                                               self.keep_ratio)
+            prepared.append((preprocess.normalize(resized, self.mean, self.std, self.scale), shape))
+        groups: dict[tuple, list[int]] = {}
+        for i, (x, _) in enumerate(prepared):
+            groups.setdefault(x.shape, []).append(i)
+        maps: list[np.ndarray | None] = [None] * len(prepared)
+        limit = min(batch_size, self.backend_impl.max_batch or batch_size)
+        for idx in groups.values():
+            for k in range(0, len(idx), limit):
+                part = idx[k:k + limit]
+                batch = np.stack([prepared[i][0] for i in part]).astype(np.float32, copy=False)
+                with self._lock:
+                    out = self.backend_impl.run(batch)
+                for j, i in enumerate(part):
+                    maps[i] = out[j, 0]
+        return [postprocess.boxes_from_map(
+                    m, shape, thresh or self.thresh, box_thresh or self.box_thresh,
+                    unclip_ratio or self.unclip_ratio, self.max_candidates, self.score_mode, self.use_dilation)
+                for m, (_, shape) in zip(maps, prepared)]
+
+    # ------------------------------------------------------------------ PaddleOCR API
+
+    def predict(self, input, batch_size: int = 1, **kwargs) -> list[TextDetResult]:
+        return list(self.predict_iter(input, batch_size=batch_size, **kwargs))
+
+    def predict_iter(self, input, batch_size: int = 1, on_error: str | None = None, **overrides
+                     ) -> Iterator[TextDetResult]:
+        """ndarray | path | URL | directory | PDF (one result per page) | list of these."""
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError("batch_size must be a positive integer")
+        mode = on_error or self.on_error
+        window: list[Item] = []
+        count = 0
+        for item in iter_inputs(input):
+            if item.error is None:
+                try:
+                    item.image = check_page(item.image, item.input_path or "array")
+                except OcrFleetError as exc:
+                    item.error = exc
+            if item.error is not None:
+                if mode == "raise":
+                    raise item.error
+                self.errors.append(item.error)
+                log.warning("skipping bad input %s: %s", item.input_path, item.error)
+                continue
+            window.append(item)
+            if len(window) >= batch_size:
+                yield from self._run(window, batch_size, count, overrides)
+                count += len(window)
+                window = []
+        if window:
+            yield from self._run(window, batch_size, count, overrides)
+
+    def _run(self, items: list[Item], batch_size: int, offset: int, overrides: dict) -> Iterator[TextDetResult]:
+        outs = self.detect_batch([it.image for it in items], batch_size=batch_size, **overrides)
+        for k, (it, (polys, scores)) in enumerate(zip(items, outs)):
+            yield TextDetResult(it.input_path, it.page_index, it.image, polys, scores, index=offset + k)
+
+    __call__ = predict_iter

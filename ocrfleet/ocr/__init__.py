@@ -1,0 +1,1 @@
+"""The OCR pipeline: whole pages in, every line (box, text, score) out, in reading order."""

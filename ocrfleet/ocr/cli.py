@@ -1,0 +1,82 @@
+"""``ocrfleet ocr -i INPUT``: the OCR pipeline on pages, with ``paddleocr ocr``'s flags."""
+from __future__ import annotations
+
+import argparse
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean, got {text!r}")
+
+
+# (flag, type) of every pipeline argument `paddleocr ocr` accepts
+PIPELINE_FLAGS = [
+    ("doc_orientation_classify_model_name", str), ("doc_orientation_classify_model_dir", str),
+    ("doc_unwarping_model_name", str), ("doc_unwarping_model_dir", str),
+    ("text_detection_model_name", str), ("text_detection_model_dir", str),
+    ("textline_orientation_model_name", str), ("textline_orientation_model_dir", str),
+    ("textline_orientation_batch_size", int),
+    ("text_recognition_model_name", str), ("text_recognition_model_dir", str),
+    ("text_recognition_batch_size", int),
+    ("use_doc_orientation_classify", _bool), ("use_doc_unwarping", _bool), ("use_textline_orientation", _bool),
+    ("text_det_limit_side_len", int), ("text_det_limit_type", str), ("text_det_thresh", float),
+    ("text_det_box_thresh", float), ("text_det_unclip_ratio", float),
+    ("text_rec_score_thresh", float), ("return_word_box", _bool), ("lang", str),
+]
+# PaddleOCR 2.x names that `paddleocr ocr` still accepts
+DEPRECATED = {"det_model_dir": "text_detection_model_dir", "det_limit_side_len": "text_det_limit_side_len",
+              "det_limit_type": "text_det_limit_type", "det_db_thresh": "text_det_thresh",
+              "det_db_box_thresh": "text_det_box_thresh", "det_db_unclip_ratio": "text_det_unclip_ratio",
+              "rec_model_dir": "text_recognition_model_dir", "rec_batch_num": "text_recognition_batch_size",
+              "use_angle_cls": "use_textline_orientation", "cls_model_dir": "textline_orientation_model_dir",
+              "cls_batch_num": "textline_orientation_batch_size"}
+
+
+def register(sub) -> argparse.ArgumentParser:
+    types = dict(PIPELINE_FLAGS)
+    p = sub.add_parser("ocr", help="detect and recognise every text line of pages (as `paddleocr ocr`)")
+    p.add_argument("-i", "--input", required=True, help="image, PDF, directory or URL")
+    p.add_argument("--save_path", default=None, help="folder for <name>_res.json and <name>_ocr_res_img.<ext>")
+    for name, kind in PIPELINE_FLAGS:
+        p.add_argument(f"--{name}", type=kind, default=None)
+    p.add_argument("--text_det_input_shape", nargs=3, type=int, metavar=("C", "H", "W"), default=None)
+    p.add_argument("--text_rec_input_shape", nargs=3, type=int, metavar=("C", "H", "W"), default=None)
+    p.add_argument("--ocr_version", default=None, choices=["PP-OCRv3", "PP-OCRv4", "PP-OCRv5", "PP-OCRv6"])
+    for old, new in DEPRECATED.items():
+        p.add_argument(f"--{old}", dest=new, type=types[new], default=None, help=f"deprecated: --{new}")
+    p.add_argument("--device", default=None, help="cpu, gpu, gpu:0")
+    p.add_argument("--enable_hpi", type=_bool, default=False)
+    p.add_argument("--use_tensorrt", type=_bool, default=False)
+    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
+    p.add_argument("--enable_mkldnn", type=_bool, default=True)
+    p.add_argument("--mkldnn_cache_capacity", type=int, default=10)
+    p.add_argument("--cpu_threads", type=int, default=10)
+    p.add_argument("--backend", default=None, choices=["paddle", "onnxruntime", "openvino"])
+    p.add_argument("--on_error", default="raise", choices=["raise", "skip"])
+    p.add_argument("--text", action="store_true", help="print each page's text instead of its result")
+    p.set_defaults(func=run_ocr)
+    return p
+
+
+def run_ocr(args) -> int:
+    from ocrfleet.ocr.pipeline import PaddleOCR
+
+    kwargs = {name: getattr(args, name) for name, _ in PIPELINE_FLAGS}
+    for name in ("text_det_input_shape", "text_rec_input_shape"):
+        kwargs[name] = tuple(getattr(args, name)) if getattr(args, name) else None
+    ocr = PaddleOCR(**kwargs, ocr_version=args.ocr_version, device=args.device, enable_hpi=args.enable_hpi,
+                    use_tensorrt=args.use_tensorrt, precision=args.precision, enable_mkldnn=args.enable_mkldnn,
+                    mkldnn_cache_capacity=args.mkldnn_cache_capacity, cpu_threads=args.cpu_threads,
+                    backend=args.backend, on_error=args.on_error)
+    for res in ocr.predict_iter(args.input):
+        if args.text:
+            print(res.text)
+        else:
+            res.print(json_format=True)
+        if args.save_path:
+            res.save_to_json(args.save_path)
+            res.save_to_img(args.save_path)
+    return 1 if ocr.errors else 0
