@@ -27,6 +27,11 @@ class Settings:
     broker_url: str = "redis://127.0.0.1:6379/0"
     result_backend: str = "redis://127.0.0.1:6379/1"
     redis_url: str = ""            # idempotency keys, delivery counters, dead letters; default: broker_url
+    # Redis Sentinel (docs/failover.md): URLs above as sentinel://h1:26379;sentinel://h2:26379/0
+    sentinel_master_name: str = ""  # the monitored primary's name; required with sentinel:// URLs
+    sentinel_password: str = ""     # AUTH for the sentinel processes (the primary's goes in the URLs)
+    enqueue_min_replicas: int = 0   # >0: submit waits (WAIT) until this many replicas hold the job, else raises
+    enqueue_replica_timeout_ms: int = 1000  # how long submit waits for those replicas
     key_prefix: str = "ocrfleet"   # Redis key prefix for the keys above
     queue_prefix: str = ""         # prepended to ocr.cpu / ocr.gpu / ocr.any / ocr.webhooks (isolation)
     result_expires: int = 24 * 3600
@@ -78,7 +83,7 @@ class Settings:
     task_events: bool = True               # Celery task events (Flower); off: 3-7 % more tiny jobs/s
     log_level: str = "INFO"
 
-    SECRET_FIELDS = ("s3_secret_key", "webhook_secret")
+    SECRET_FIELDS = ("s3_secret_key", "webhook_secret", "sentinel_password")
 
     @property
     def redis(self) -> str:
@@ -106,7 +111,9 @@ class Settings:
 
 
 def mask_url(url: str) -> str:
-    """redis://user:secret@host -> redis://user:***@host"""
+    """redis://user:secret@host -> redis://user:***@host (each entry of a ``;``-separated list)"""
+    if ";" in url:
+        return ";".join(mask_url(part) for part in url.split(";"))
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
         cred, host = rest.rsplit("@", 1)

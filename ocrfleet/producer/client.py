@@ -12,6 +12,7 @@ import redis
 from ocrfleet.config.celery import PRIORITY_NAMES, make_celery
 from ocrfleet.config.settings import Settings, load_settings
 from ocrfleet.producer import spec as jobspec
+from ocrfleet.producer.replication import reenqueue_claim, send_replicated
 
 RECOGNIZE_TASK = "ocrfleet.recognize"
 STATE_NAMES = {"PENDING": "queued", "RECEIVED": "queued", "STARTED": "running",
@@ -133,9 +134,9 @@ class Producer:
 
     def _redis(self) -> redis.Redis:
         if self._r is None:
-            from ocrfleet.config.redis import redis_client
+            from ocrfleet.config.redis import client_for
 
-            self._r = redis_client(self.settings.redis)
+            self._r = client_for(self.settings)
         return self._r
 
     def build_spec(self, inputs, *, model_name=None, batch_size=None, pages=None, regions=None,
@@ -198,10 +199,12 @@ class Producer:
             if existing != claim:
                 if existing and existing.split(":", 1)[0] != digest:
                     raise JobConflictError(f"job_id {job_id!r} was already submitted with a different spec")
-                return Job(self, job_id, created=False)
+                if not reenqueue_claim(s, existing):  # enqueue_min_replicas: an unconfirmed claim is re-sent
+                    return Job(self, job_id, created=False)
         try:
-            self.app.send_task(RECOGNIZE_TASK, args=[spec], task_id=job_id,
-                               queue=s.queue(spec["device"]), priority=spec["priority"])
+            send_replicated(s, lambda: self.app.send_task(  # enqueue_min_replicas: WAIT (docs/failover.md)
+                RECOGNIZE_TASK, args=[spec], task_id=job_id, queue=s.queue(spec["device"]),
+                priority=spec["priority"]), job_id, claim=(r, key, claim))
         except Exception:
             r.delete(key)
             raise

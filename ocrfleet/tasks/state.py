@@ -7,7 +7,7 @@ import time
 
 import redis
 
-from ocrfleet.config.redis import redis_client
+from ocrfleet.config.redis import client_for
 from ocrfleet.config.settings import Settings
 
 _clients: dict[tuple[int, str], redis.Redis] = {}
@@ -16,7 +16,7 @@ _clients: dict[tuple[int, str], redis.Redis] = {}
 def client(s: Settings) -> redis.Redis:
     key = (os.getpid(), s.redis)  # never reuse a connection pool across fork
     if key not in _clients:
-        _clients[key] = redis_client(s.redis)
+        _clients[key] = client_for(s)
     return _clients[key]
 
 
