@@ -20,6 +20,9 @@ BATCH_JOBS = Histogram("ocrfleet_batch_jobs", "Jobs per model call of the cross-
                        ["model"], buckets=(1, 2, 4, 8, 16, 32, 64))
 BATCH_LINES = Histogram("ocrfleet_batch_lines", "Lines per model call of the cross-job batcher (threads pool)",
                         ["model"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
+POISON = Counter("ocrfleet_poison_messages_total",
+                 "Queue messages that could not be decoded, dead-lettered by the worker", ["reason"])
+BUDGET = Counter("ocrfleet_budget_refusals_total", "Jobs refused by the per-job pixel budget", ["what"])
 WEBHOOKS = Counter("ocrfleet_webhook_deliveries_total", "Webhook attempts by outcome", ["outcome"])
 
 
