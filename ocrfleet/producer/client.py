@@ -1,8 +1,6 @@
 """``Producer``: validate a job spec, claim its id (idempotency), enqueue; ``Job``: a handle."""
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 import uuid
 from collections.abc import Iterable, Sequence

@@ -91,13 +91,21 @@ class Poison(Exception):
         self.reason, self.task_id, self.substitute = reason, task_id, substitute
 
 
-def _envelope(item: bytes) -> dict:
+def _fleet_queues() -> set[str]:
+    from ocrfleet.config.celery import QUEUE_KINDS
+
+    return {_settings.queue(k) for k in QUEUE_KINDS} if _settings else set()
+
+
+def _envelope(item: bytes, task_queue: bool) -> dict:
+    """Every list: JSON and a kombu envelope (else kombu raises out of the consumer). The
+    fleet's task queues: also the size and nesting limits."""
     from ocrfleet.producer.spec import text_depth
 
     max_bytes, max_depth = _limits()
-    if len(item) > max_bytes:
+    if task_queue and len(item) > max_bytes:
         raise Poison(f"message is {len(item)} bytes; the limit is {max_bytes}")
-    if text_depth(item) > max_depth:
+    if text_depth(item) > (max_depth if task_queue else 64):
         raise Poison(f"message JSON is nested deeper than {max_depth} levels")
     try:
         payload = json.loads(item)
@@ -206,12 +214,15 @@ def _replace_body(payload: dict, poison: Poison) -> dict:
     return payload
 
 
-def screen(channel, dest_key: bytes, item: bytes):
-    """The decoded message to deliver, or None when it was dead-lettered."""
+def screen(channel, dest: str, dest_key: bytes, item: bytes):
+    """The decoded message to deliver, or None when it was dead-lettered. Task-level checks
+    apply to the fleet's task queues only (a control reply list carries no task headers)."""
     payload = None
+    task_queue = dest in _fleet_queues() or not _settings
     try:
-        payload = _envelope(item)
-        _body(payload)
+        payload = _envelope(item, task_queue)
+        if task_queue:
+            _body(payload)
         return payload
     except Poison as poison:
         dead_letter(channel, dest_key, item, poison)
@@ -235,7 +246,7 @@ def _brpop_read(self, **options):
             dest_key, item = dest__item
             dest = bytes_to_str(dest_key).rsplit(self.sep, 1)[0]
             self._queue_cycle.rotate(dest)
-            payload = screen(self, dest_key, item)
+            payload = screen(self, dest, dest_key, item)
             if payload is not None:
                 self.connection._deliver(payload, dest)
             return True
