@@ -139,8 +139,8 @@ def test_primary_killed_during_500_jobs(sentinels, weed, fleet, line_ref):
     g.primary.client().client_kill_filter(_type="replica")
     time.sleep(LAG_S)
     done_at_kill = set(backend_records(settings, all_ids, backend))
-    t_kill = time.time()
     old = g.kill_primary()
+    t_kill = time.time()  # SIGKILL delivered and reaped: nothing is accepted by the old primary after this
     g.replica.client().config_set("masterauth", g.password)
     new = g.wait_new_primary(old)
     t_failover = time.time()
@@ -148,10 +148,12 @@ def test_primary_killed_during_500_jobs(sentinels, weed, fleet, line_ref):
 
     window = {j for s in subs for j, t in s.accepted.items() if t_cut <= t <= t_kill}
     first_after = None
+    timeline: list[tuple[float, int]] = []  # (seconds after the kill, jobs with a record)
     deadline = time.time() + 150
     while time.time() < deadline:
         records = backend_records(settings, all_ids, backend)
         now = time.time()
+        timeline.append((now - t_kill, len(records)))
         if first_after is None and set(records) - done_at_kill:
             first_after = now
         if not any(s.is_alive() for s in subs) and broker_busy(broker, settings) == 0:
@@ -170,7 +172,9 @@ def test_primary_killed_during_500_jobs(sentinels, weed, fleet, line_ref):
                "failover_s": round(t_failover - t_kill, 2),
                "stall_s": round((first_after or t_end) - t_kill, 2),
                "drain_after_kill_s": round(t_end - t_kill, 2), "total_s": round(t_end - t0, 1),
-               "old_primary": old, "new_primary": new}
+               "records_at_kill": len(done_at_kill),
+               "records_after_kill": {f"+{s}s": next((n for dt, n in timeline if dt >= s), len(records))
+                                      for s in (5, 10, 20, 30)}}
     for s in subs:
         ids = [f"{s.prefix}-{i:04d}" for i in range(s.n)]
         mine = set(ids) & window
@@ -182,7 +186,10 @@ def test_primary_killed_during_500_jobs(sentinels, weed, fleet, line_ref):
             "result_objects": sum(1 for j in ids if f"{settings.results_prefix}/{j}.json" in objects),
             "lost_with_result_object": sum(1 for j in lost if f"{settings.results_prefix}/{j}.json" in objects),
             "run_twice": sum(1 for j in ids if runs.get(j, 0) > 1),
-            "refusals": sorted({e.split(":")[0] for _, e in s.refused})}
+            "refusals": sorted({e[:100] for _, e in s.refused})}
+        for j in sorted(set(lost) - window):  # diagnostics: when it was accepted, what workers logged
+            print("LOST OUTSIDE THE WINDOW", j, round(s.accepted[j] - t_cut, 3), [
+                l[:300] for w in workers for l in Path(w.logfile).read_text(errors="replace").splitlines() if j in l])
     print("\nFAILOVER FIGURES " + json.dumps(figures, indent=1))
     if os.environ.get("OCRFLEET_FAILOVER_REPORT"):
         Path(os.environ["OCRFLEET_FAILOVER_REPORT"]).write_text(json.dumps(figures, indent=1) + "\n")
