@@ -195,6 +195,8 @@ def test_primary_killed_during_500_jobs(sentinels, weed, fleet, line_ref):
         Path(os.environ["OCRFLEET_FAILOVER_REPORT"]).write_text(json.dumps(figures, indent=1) + "\n")
 
     assert [w.proc.poll() for w in workers] == [None, None], "a worker exited over the failover"
+    logs = "".join(Path(w.logfile).read_text(errors="replace") for w in workers)
+    assert "sentinel://" in logs and g.password not in logs and g.sentinel_password not in logs
     assert [w.proc.pid for w in workers] == pids
     plain_f, durable_f = figures["plain"], figures["durable"]
     assert plain_f["accepted"] == durable_f["accepted"] == JOBS_PER_PRODUCER
