@@ -117,12 +117,20 @@ def text_depth(raw: bytes | str) -> int:
     import numpy as np
 
     data = raw.encode() if isinstance(raw, str) else bytes(raw)
-    data = re.sub(rb'"(?:[^"\\]|\\.)*"', b'""', data)
+    data = re.sub(rb'"[^"]*"', b'""', re.sub(rb"\\.", b"", data))  # escapes out, then strings
     arr = np.frombuffer(data, np.uint8)
-    step = np.zeros(arr.shape, np.int32)
+    step = np.zeros(arr.shape, np.int8)
     step[(arr == ord("[")) | (arr == ord("{"))] = 1
     step[(arr == ord("]")) | (arr == ord("}"))] = -1
-    return int(np.cumsum(step).max()) if arr.size else 0
+    return int(np.cumsum(step, dtype=np.int64).max()) if arr.size else 0
+
+
+def text_too_deep(raw: bytes | str, limit: int) -> bool:
+    """``text_depth(raw) > limit``, answered from the bracket count alone when it is small."""
+    data = raw.encode() if isinstance(raw, str) else raw
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return False
+    return text_depth(data) > limit
 
 
 def digest(spec: dict) -> str:

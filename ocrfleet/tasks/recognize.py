@@ -155,7 +155,7 @@ def recognize(self, spec: dict, rejected: dict | None = None) -> dict:
         return _finish(self, s, result, log, written=False, webhook_url=spec.get("webhook_url"))
 
 
-@shared_task(bind=True, name=FINALIZE_TASK, acks_late=True, max_retries=None)
+@shared_task(bind=True, name=FINALIZE_TASK, acks_late=True, max_retries=None, ignore_result=True)
 def finalize(self, job: dict, status: str, code: str, message: str) -> None:
     """Finish a job that never reached (or was killed inside) ``recognize``: the hard time
     limit, a cancel while queued. Sent by the worker's parent process (workers/app.py). The

@@ -76,6 +76,7 @@ def configure(settings) -> None:
     """Limits and the dead-letter key come from the worker's settings."""
     global _settings
     _settings = settings
+    _queues.clear()
 
 
 def _limits():
@@ -91,21 +92,26 @@ class Poison(Exception):
         self.reason, self.task_id, self.substitute = reason, task_id, substitute
 
 
-def _fleet_queues() -> set[str]:
-    from ocrfleet.config.celery import QUEUE_KINDS
+_queues: set[str] = set()
 
-    return {_settings.queue(k) for k in QUEUE_KINDS} if _settings else set()
+
+def _fleet_queues() -> set[str]:
+    if not _queues and _settings:
+        from ocrfleet.config.celery import QUEUE_KINDS
+
+        _queues.update(_settings.queue(k) for k in QUEUE_KINDS)
+    return _queues
 
 
 def _envelope(item: bytes, task_queue: bool) -> dict:
     """Every list: JSON and a kombu envelope (else kombu raises out of the consumer). The
     fleet's task queues: also the size and nesting limits."""
-    from ocrfleet.producer.spec import text_depth
+    from ocrfleet.producer.spec import text_too_deep
 
     max_bytes, max_depth = _limits()
     if task_queue and len(item) > max_bytes:
         raise Poison(f"message is {len(item)} bytes; the limit is {max_bytes}")
-    if text_depth(item) > (max_depth if task_queue else 64):
+    if text_too_deep(item, max_depth if task_queue else 64):
         raise Poison(f"message JSON is nested deeper than {max_depth} levels")
     try:
         payload = json.loads(item)
@@ -121,7 +127,7 @@ def _envelope(item: bytes, task_queue: bool) -> dict:
 
 def _body(payload: dict) -> tuple[str, str | None]:
     """The task name and id from the headers; Poison (with a replacement) for a bad body."""
-    from ocrfleet.producer.spec import id_ok, text_depth
+    from ocrfleet.producer.spec import id_ok, text_too_deep
 
     headers = payload.get("headers") or {}
     task, task_id = headers.get("task"), headers.get("id")
@@ -142,7 +148,7 @@ def _body(payload: dict) -> tuple[str, str | None]:
         raise Poison(f"content type {payload.get('content-type')!r} is not accepted (JSON only)",
                      task_id, _spec_stub(task, task_id, None))
     _, max_depth = _limits()
-    if text_depth(body) > max_depth:
+    if text_too_deep(body, max_depth):
         raise Poison(f"job spec is nested deeper than {max_depth - 4} levels", task_id,
                      _spec_stub(task, task_id, body))
     try:

@@ -27,7 +27,6 @@ from .helpers import DATA, REPO, REPORT, SECRET, line_png, make_settings, read_o
 
 pytestmark = pytest.mark.timeout(300)
 TENANT_SECRET = "tenant-acme-" + uuid.uuid4().hex[:10]
-T0 = time.time()
 KILLS = {"time_limit": 0}  # children the hard time limit replaced on purpose
 
 
@@ -39,6 +38,7 @@ def probe(cls: str, name: str, before: str, now: str) -> None:
 def hard(weed, redis_aof, origin, session_fleet):
     """One worker (one child) for the module. No soft limit (0): the 8 s hard limit is what
     ends a stuck job here (Celery never fires the hard limit before a soft one)."""
+    t0 = time.time()
     port = origin.url.rsplit(":", 1)[1]
     settings = make_settings(redis_aof.url, weed, allowed_http_hosts=[f"127.0.0.1:{port}"],
                              task_time_limit=8, task_soft_time_limit=0, visibility_timeout=60,
@@ -53,7 +53,7 @@ def hard(weed, redis_aof, origin, session_fleet):
     fig["time_limit_child_replacements"] = KILLS["time_limit"]
     fig["worker_restarts"] = fig.get("worker_restarts_bad_inputs", 0) + max(0, replaced - KILLS["time_limit"])
     fig.setdefault("jobs_lost", 0)
-    fig["hardening_s"] = round(time.time() - T0, 1)
+    fig["hardening_s"] = round(time.time() - t0, 1)  # this module, from its worker's start
     w.stop()
 
 
