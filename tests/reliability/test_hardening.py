@@ -124,6 +124,10 @@ def test_poison_messages_are_dead_lettered_and_the_worker_keeps_serving(hard, or
     assert r.llen(queue) == 0  # nothing left behind, nothing redelivered
     assert w.proc.poll() is None and w.proc.pid == parent and w.children() == children, w.tail()
     assert "poison message dead-lettered" in w.tail(10**7)
+    env = dict(os.environ, **to_env(settings), PYTHONPATH=str(REPO))
+    listed = subprocess.run([sys.executable, "-m", "ocrfleet.fleet_cli", "messages", "dead-letter", "list"],
+                            capture_output=True, text=True, env=env, timeout=60)
+    assert listed.returncode == 0 and len(listed.stdout.splitlines()) == len(raws), listed
     before = {"not JSON": "worker exited, message lost", "a JSON list": "worker exited, message lost",
               "Celery message whose body is not base64": "worker exited, message lost",
               "valid envelope, spec nested 900 levels": "main process died (RecursionError), redelivered forever"}
@@ -314,7 +318,7 @@ def test_secrets_redacted_and_per_tenant_signatures(hard, origin, weed):
     probe("6 secrets", "per-tenant webhook secret", "not available", "spec 'tenant' picks webhook_tenant_secrets")
 
 
-def test_worker_secrets_and_signature_verification(tmp_path):
+def test_worker_secrets_and_signature_verification(tmp_path, origin):
     env = {k: v for k, v in os.environ.items() if not k.startswith("OCRFLEET_")}
     env["PYTHONPATH"] = str(REPO)
 
@@ -328,6 +332,14 @@ def test_worker_secrets_and_signature_verification(tmp_path):
     bad = dry(OCRFLEET_WEBHOOK_SECRET="whsec_not*base64!")
     assert bad.returncode == 2 and "whsec_" in bad.stderr, bad
     assert dry(OCRFLEET_WEBHOOK_SECRET="whsec_" + base64.b64encode(b"k" * 24).decode()).returncode == 0
+    # a delivery that cannot be signed (a worker started before the check) is a permanent
+    # failure: dead-lettered with the reason by deliver_webhook, never an unhandled crash
+    from ocrfleet.config.settings import load_settings
+    from ocrfleet.tasks import webhooks
+
+    s = load_settings(env={}, webhook_secret="whsec_not*base64!", webhook_allow_private=["127.0.0.1"])
+    with pytest.raises(webhooks.PermanentFailure, match="cannot sign"):
+        webhooks.post(s, {"url": origin.url + "/ok/unsigned", "delivery_id": "msg_x", "job_id": "j", "payload": {}})
     # verification: empty secret, strict timestamps, replay guard
     body = b'{"job_id":"j"}'
     h = sign_headers("s3cret", "msg_1", body, now=1_700_000_000)
