@@ -69,6 +69,16 @@ def register(subparsers) -> None:
     dr.add_argument("--all", action="store_true")
     dr.set_defaults(func=cmd_dead_replay)
 
+    m = subparsers.add_parser("messages", help="queue messages the workers could not decode")
+    ms = m.add_subparsers(dest="messages_cmd", required=True)
+    md = ms.add_parser("dead-letter", help="dead-lettered raw messages (reason, queue list, redacted body)")
+    mds = md.add_subparsers(dest="dead_cmd", required=True)
+    ml = mds.add_parser("list", help="print them as JSON lines, newest first")
+    ml.add_argument("--limit", type=int, default=100)
+    ml.set_defaults(func=cmd_messages_list)
+    mp = mds.add_parser("purge", help="delete them all")
+    mp.set_defaults(func=cmd_messages_purge)
+
 
 def worker_argv(settings, args) -> tuple[list[str], dict[str, str]]:
     """The celery command line and the environment for ``ocrfleet worker``."""
@@ -121,7 +131,15 @@ def worker_argv(settings, args) -> tuple[list[str], dict[str, str]]:
 def cmd_worker(args) -> int:
     from ocrfleet.config.settings import load_settings
 
-    argv, env = worker_argv(load_settings(), args)
+    from ocrfleet.tasks.webhooks import check_secrets
+
+    settings = load_settings()
+    argv, env = worker_argv(settings, args)
+    try:
+        check_secrets(settings)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.dry_run:
         print(" ".join(f"{k}={v}" for k, v in env.items()), " ".join(argv))
         return 0
@@ -137,7 +155,8 @@ def _producer():
 
 
 def cmd_submit(args) -> int:
-    from ocrfleet.producer import SpecError
+    from ocrfleet.errors import OcrFleetError
+    from ocrfleet.producer import EnqueueError, SpecError
 
     priority = int(args.priority) if str(args.priority).isdigit() else args.priority
     try:
@@ -147,9 +166,15 @@ def cmd_submit(args) -> int:
             regions=json.loads(args.regions) if args.regions else None,
             webhook_url=args.webhook_url, priority=priority, device=args.device, job_id=args.job_id,
             metadata=json.loads(args.metadata) if args.metadata else None, visualize=args.visualize)
-    except (SpecError, ValueError) as exc:
+    except (SpecError, ValueError, OcrFleetError) as exc:  # JobConflictError is a ValueError
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except RecursionError:  # json.loads of --metadata/--regions nested past Python's limit
+        print("error: --metadata/--regions JSON is nested too deeply", file=sys.stderr)
+        return 2
+    except EnqueueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
     print(job.id)
     if args.wait:
         record = job.result(timeout=args.timeout)
@@ -190,6 +215,26 @@ def cmd_dead_replay(args) -> int:
         state.remove_dead_letter(s, "webhooks", delivery_id)
         print(f"replayed {delivery_id}")
     return 1 if missing else 0
+
+
+def cmd_messages_list(args) -> int:
+    from ocrfleet.config.settings import load_settings
+    from ocrfleet.tasks import state
+
+    for record in state.dead_messages(load_settings(), args.limit):
+        print(json.dumps(record, ensure_ascii=False))
+    return 0
+
+
+def cmd_messages_purge(args) -> int:
+    from ocrfleet.config.settings import load_settings
+    from ocrfleet.tasks import state
+
+    s = load_settings()
+    n = state.client(s).llen(s.key("dead", "messages"))
+    state.client(s).delete(s.key("dead", "messages"))
+    print(f"purged {n}")
+    return 0
 
 
 def main(argv=None) -> int:

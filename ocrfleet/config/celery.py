@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from kombu import Exchange, Queue
 
+from ocrfleet.config.redis import sentinel_transport_options
 from ocrfleet.config.settings import Settings
 
 QUEUE_KINDS = ("cpu", "gpu", "any", "webhooks")
@@ -18,11 +19,13 @@ def celery_config(s: Settings) -> dict:
         "priority_steps": [0, 3, 6, 9],
         "sep": ":",
     }
+    transport.update(sentinel_transport_options(s, s.broker_url))  # sentinel://: master name, auth
     return dict(
         broker_url=s.broker_url,
         result_backend=s.result_backend,
         broker_transport_options=transport,
-        result_backend_transport_options={"visibility_timeout": s.visibility_timeout},
+        result_backend_transport_options={"visibility_timeout": s.visibility_timeout,
+                                          **sentinel_transport_options(s, s.result_backend)},
         broker_connection_retry_on_startup=True,
         # ride out a broker restart/failover (seconds, not the default ~0.6 s): producers block
         # and publish once Redis is back instead of failing the submit

@@ -27,6 +27,11 @@ class Settings:
     broker_url: str = "redis://127.0.0.1:6379/0"
     result_backend: str = "redis://127.0.0.1:6379/1"
     redis_url: str = ""            # idempotency keys, delivery counters, dead letters; default: broker_url
+    # Redis Sentinel (docs/failover.md): URLs above as sentinel://h1:26379;sentinel://h2:26379/0
+    sentinel_master_name: str = ""  # the monitored primary's name; required with sentinel:// URLs
+    sentinel_password: str = ""     # AUTH for the sentinel processes (the primary's goes in the URLs)
+    enqueue_min_replicas: int = 0   # >0: submit waits (WAIT) until this many replicas hold the job, else raises
+    enqueue_replica_timeout_ms: int = 1000  # how long submit waits for those replicas
     key_prefix: str = "ocrfleet"   # Redis key prefix for the keys above
     queue_prefix: str = ""         # prepended to ocr.cpu / ocr.gpu / ocr.any / ocr.webhooks (isolation)
     result_expires: int = 24 * 3600
@@ -49,6 +54,8 @@ class Settings:
     allowed_http_hosts: list[str] = field(default_factory=list)
     max_input_bytes: int = 50 * 1024 * 1024
     max_spec_bytes: int = 256 * 1024
+    max_spec_depth: int = 32               # nesting of the spec JSON (metadata included); checked iteratively
+    max_job_pixels: int = 150_000_000      # decoded pixels a job may hold (repeats, PDF pages, crops); TOO_LARGE
     max_inputs: int = 1000
     storage_retries: int = 4
     storage_backoff_base: float = 2.0      # retry delays: base, 2*base, 4*base, ... (max 60 s)
@@ -67,7 +74,9 @@ class Settings:
     batch_size: int = 16                   # lines per model call in the threads pool's batcher
     batch_max_wait_ms: float = 20.0        # longest a line waits for others; < 0: no batching
     # webhooks
-    webhook_secret: str = ""
+    webhook_secret: str = ""               # required by workers unless allow_unsigned_webhooks
+    allow_unsigned_webhooks: bool = False  # explicit opt-out: start a worker without a webhook secret
+    webhook_tenant_secrets: list[str] = field(default_factory=list)  # "tenant=secret" per spec "tenant"
     webhook_max_attempts: int = 6
     webhook_backoff_base: float = 30.0
     webhook_backoff_max: float = 1800.0
@@ -78,7 +87,7 @@ class Settings:
     task_events: bool = True               # Celery task events (Flower); off: 3-7 % more tiny jobs/s
     log_level: str = "INFO"
 
-    SECRET_FIELDS = ("s3_secret_key", "webhook_secret")
+    SECRET_FIELDS = ("s3_secret_key", "webhook_secret", "sentinel_password", "webhook_tenant_secrets")
 
     @property
     def redis(self) -> str:
@@ -96,7 +105,8 @@ class Settings:
         out = dataclasses.asdict(self)
         for name in self.SECRET_FIELDS:
             if out.get(name):
-                out[name] = "***"
+                out[name] = [v.split("=", 1)[0] + "=***" for v in out[name]] \
+                    if isinstance(out[name], list) else "***"
         for name in ("broker_url", "result_backend", "redis_url"):
             out[name] = mask_url(out[name])
         return out
@@ -106,7 +116,9 @@ class Settings:
 
 
 def mask_url(url: str) -> str:
-    """redis://user:secret@host -> redis://user:***@host"""
+    """redis://user:secret@host -> redis://user:***@host (each entry of a ``;``-separated list)"""
+    if ";" in url:
+        return ";".join(mask_url(part) for part in url.split(";"))
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
         cred, host = rest.rsplit("@", 1)

@@ -1,8 +1,6 @@
 """``Producer``: validate a job spec, claim its id (idempotency), enqueue; ``Job``: a handle."""
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -12,6 +10,7 @@ import redis
 from ocrfleet.config.celery import PRIORITY_NAMES, make_celery
 from ocrfleet.config.settings import Settings, load_settings
 from ocrfleet.producer import spec as jobspec
+from ocrfleet.producer.replication import reenqueue_claim, send_replicated
 
 RECOGNIZE_TASK = "ocrfleet.recognize"
 STATE_NAMES = {"PENDING": "queued", "RECEIVED": "queued", "STARTED": "running",
@@ -24,9 +23,14 @@ class JobConflictError(ValueError):
     code = "CONFLICT"
 
 
-def _digest(spec: dict) -> str:
-    stable = {k: v for k, v in spec.items() if k != "submitted_at"}
-    return hashlib.sha256(json.dumps(stable, sort_keys=True).encode()).hexdigest()
+class EnqueueError(RuntimeError):
+    """The broker refused the job (out of memory, read-only replica, down): nothing was enqueued
+    and the job_id's claim was released, so the same submit can be retried."""
+
+    code = "BROKER_UNAVAILABLE"
+
+
+_digest = jobspec.digest
 
 
 def _normalise_inputs(inputs, pages, regions) -> list[dict]:
@@ -109,6 +113,12 @@ class Job:
             raise
         if r.state == "SUCCESS" and isinstance(value, dict):
             return value
+        if r.state == "REVOKED":  # cancelled while queued (the worker then stores the full record)
+            return {"job_id": self.id, "status": "cancelled", "result_uri": None, "summary": None,
+                    "error": {"code": "CANCELLED", "message": "job was cancelled before it ran"}}
+        if type(value).__name__ == "TimeLimitExceeded":
+            return {"job_id": self.id, "status": "failed", "result_uri": None, "summary": None,
+                    "error": {"code": "TIME_LIMIT", "message": f"job exceeded the hard time limit ({value})"}}
         return {"job_id": self.id, "status": "failed", "result_uri": None, "summary": None,
                 "error": {"code": "INTERNAL", "message": f"{type(value).__name__}: {value}"}}
 
@@ -133,14 +143,14 @@ class Producer:
 
     def _redis(self) -> redis.Redis:
         if self._r is None:
-            from ocrfleet.config.redis import redis_client
+            from ocrfleet.config.redis import client_for
 
-            self._r = redis_client(self.settings.redis)
+            self._r = client_for(self.settings)
         return self._r
 
     def build_spec(self, inputs, *, model_name=None, batch_size=None, pages=None, regions=None,
                    webhook_url=None, priority="normal", device="cpu", job_id=None, metadata=None,
-                   visualize=False) -> dict:
+                   visualize=False, tenant=None) -> dict:
         s = self.settings
         if isinstance(priority, str):
             if priority not in PRIORITY_NAMES:
@@ -162,7 +172,9 @@ class Producer:
             spec["metadata"] = metadata
         if visualize:  # only when asked: older workers refuse unknown spec keys
             spec["visualize"] = visualize
-        jobspec.validate(spec, s.max_spec_bytes, s.max_inputs)
+        if tenant:
+            spec["tenant"] = tenant
+        jobspec.validate(spec, s.max_spec_bytes, s.max_inputs, s.max_spec_depth)
         check_refs(s, spec)
         return spec
 
@@ -185,7 +197,7 @@ class Producer:
 
     def submit_spec(self, spec: dict) -> Job:
         s = self.settings
-        jobspec.validate(spec, s.max_spec_bytes, s.max_inputs)
+        jobspec.validate(spec, s.max_spec_bytes, s.max_inputs, s.max_spec_depth)
         check_refs(s, spec)
         job_id, digest = spec["job_id"], _digest(spec)
         key = s.key("job", job_id)
@@ -193,17 +205,26 @@ class Producer:
         # the claim carries a token of this call: when a connection drops after the SET landed and
         # redis-py retries it, the retry finds our own claim and still enqueues (else: job lost)
         claim = f"{digest}:{uuid.uuid4().hex}"
-        if not r.set(key, claim, nx=True, ex=s.result_expires):
+        try:
+            claimed = r.set(key, claim, nx=True, ex=s.result_expires)
+        except redis.ResponseError as exc:  # e.g. OOM (maxmemory + noeviction): nothing was written
+            raise EnqueueError(f"job {job_id}: Redis refused the idempotency claim: {exc}") from exc
+        if not claimed:
             existing = (r.get(key) or b"").decode()
             if existing != claim:
                 if existing and existing.split(":", 1)[0] != digest:
                     raise JobConflictError(f"job_id {job_id!r} was already submitted with a different spec")
-                return Job(self, job_id, created=False)
+                if not reenqueue_claim(s, existing):  # enqueue_min_replicas: an unconfirmed claim is re-sent
+                    return Job(self, job_id, created=False)
         try:
-            self.app.send_task(RECOGNIZE_TASK, args=[spec], task_id=job_id,
-                               queue=s.queue(spec["device"]), priority=spec["priority"])
-        except Exception:
-            r.delete(key)
+            send_replicated(s, lambda: self.app.send_task(  # enqueue_min_replicas: WAIT (docs/failover.md)
+                RECOGNIZE_TASK, args=[spec], task_id=job_id, queue=s.queue(spec["device"]),
+                priority=spec["priority"]), job_id, claim=(r, key, claim))
+        except Exception as exc:
+            r.delete(key)  # DEL is allowed even when Redis is out of memory
+            if isinstance(exc, (redis.RedisError, OSError)) or type(exc).__module__.startswith("kombu"):
+                raise EnqueueError(f"job {job_id} was not enqueued ({type(exc).__name__}: {exc}); "
+                                   "its job_id claim was released, retry the submit") from exc
             raise
         return Job(self, job_id)
 
@@ -216,6 +237,8 @@ def check_refs(s: Settings, spec: dict) -> None:
     from urllib.parse import unquote, urlsplit
     import os
 
+    url_allowed = jobspec.url_allowed
+
     for i, item in enumerate(spec["inputs"]):
         parts = urlsplit(item["ref"])
         if parts.scheme == "file":
@@ -224,8 +247,8 @@ def check_refs(s: Settings, spec: dict) -> None:
             if not any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots):
                 raise jobspec.SpecError(f"inputs/{i}: {item['ref']!r} is not under an allowed file root")
         elif parts.scheme in ("http", "https"):
-            if parts.hostname not in s.allowed_http_hosts:
-                raise jobspec.SpecError(f"inputs/{i}: host {parts.hostname!r} is not allow-listed")
+            if not url_allowed(s.allowed_http_hosts, item["ref"]):  # host, or host:port entries
+                raise jobspec.SpecError(f"inputs/{i}: {parts.netloc!r} is not allow-listed")
     if spec.get("webhook_url"):
         # literal private/loopback/link-local IPs are refused up front; names are resolved and
         # checked by the worker at delivery time (ocrfleet.tasks.webhooks.resolve_target)

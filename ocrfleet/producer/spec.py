@@ -19,20 +19,31 @@ Version 1 (``"spec_version": 1``)::
       ],
       "webhook_url": "https://example.com/hook",   # optional
       "metadata": {"any": "json"},                 # optional, echoed into the result
+      "tenant": "acme",                            # optional: picks a per-tenant webhook secret
       "visualize": true,                           # optional: one PNG per line beside the result
       "submitted_at": 1700000000.0
     }
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import re
 from urllib.parse import urlsplit
 
 import jsonschema
 
 SPEC_VERSION = 1
 JOB_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+MODEL_PATTERN = r"^[A-Za-z0-9._-]{1,100}$"
+TENANT_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+MAX_DEPTH = 32  # default nesting limit (Settings.max_spec_depth)
+
+
+def id_ok(value, pattern: str = JOB_ID_PATTERN) -> bool:
+    """A full match of an id pattern: ``$`` alone would accept a trailing newline."""
+    return isinstance(value, str) and re.fullmatch(pattern.strip("^$"), value) is not None
 
 _point = {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}
 _region = {
@@ -53,7 +64,7 @@ SCHEMA: dict = {
     "properties": {
         "spec_version": {"const": SPEC_VERSION},
         "job_id": {"type": "string", "pattern": JOB_ID_PATTERN},
-        "model_name": {"type": "string", "pattern": r"^[A-Za-z0-9._-]{1,100}$"},
+        "model_name": {"type": "string", "pattern": MODEL_PATTERN},
         "batch_size": {"type": "integer", "minimum": 1, "maximum": 256},
         "device": {"enum": ["cpu", "gpu", "any"]},
         "priority": {"type": "integer", "minimum": 0, "maximum": 9},
@@ -73,6 +84,7 @@ SCHEMA: dict = {
         "webhook_url": {"type": ["string", "null"], "maxLength": 2048, "pattern": r"^https?://"},
         "metadata": {"type": ["object", "null"]},
         "visualize": {"type": "boolean"},
+        "tenant": {"type": "string", "pattern": TENANT_PATTERN},
         "submitted_at": {"type": "number"},
     },
 }
@@ -86,8 +98,78 @@ class SpecError(ValueError):
     code = "INVALID_INPUT"
 
 
-def validate(spec: dict, max_bytes: int = 256 * 1024, max_inputs: int = 1000) -> dict:
+def depth(value, limit: int) -> int:
+    """Nesting depth of a JSON-like value, walked without recursion; stops past ``limit``."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, (dict, list, tuple)):
+            deepest = max(deepest, d)
+            if deepest > limit:
+                return deepest
+            stack.extend((item, d + 1) for item in (v.values() if isinstance(v, dict) else v))
+    return deepest
+
+
+def text_depth(raw: bytes | str) -> int:
+    """Bracket nesting of JSON text (strings skipped), counted with numpy: safe to call before
+    ``json.loads`` (which recurses) on any input."""
+    import numpy as np
+
+    data = raw.encode() if isinstance(raw, str) else bytes(raw)
+    data = re.sub(rb'"[^"]*"', b'""', re.sub(rb"\\.", b"", data))  # escapes out, then strings
+    arr = np.frombuffer(data, np.uint8)
+    step = np.zeros(arr.shape, np.int8)
+    step[(arr == ord("[")) | (arr == ord("{"))] = 1
+    step[(arr == ord("]")) | (arr == ord("}"))] = -1
+    return int(np.cumsum(step, dtype=np.int64).max()) if arr.size else 0
+
+
+def text_too_deep(raw: bytes | str, limit: int) -> bool:
+    """``text_depth(raw) > limit``, answered from the bracket count alone when it is small."""
+    data = raw.encode() if isinstance(raw, str) else raw
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return False
+    return text_depth(data) > limit
+
+
+def digest(spec: dict) -> str:
+    """What identifies a job's work: the spec without its submit time (idempotency, reuse)."""
+    stable = {k: v for k, v in spec.items() if k != "submitted_at"}
+    return hashlib.sha256(json.dumps(stable, sort_keys=True).encode()).hexdigest()
+
+
+def host_allowed(allowed, scheme: str, host: str | None, port: int | None) -> bool:
+    """``allowed_http_hosts`` entries are ``host`` (ports 80 and 443 only) or ``host:port``."""
+    if not host:
+        return False
+    port = port or (443 if scheme == "https" else 80)
+    for entry in allowed:
+        name, sep, p = entry.rpartition(":") if not entry.endswith("]") else (entry, "", "")
+        if not sep or not p.isdigit():
+            name, p = entry, None
+        name = name.strip("[]").lower()
+        if name == host.lower() and (int(p) == port if p is not None else port in (80, 443)):
+            return True
+    return False
+
+
+def url_allowed(allowed, url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:  # a port out of range or not a number
+        return False
+    return parts.scheme in ("http", "https") and host_allowed(allowed, parts.scheme, parts.hostname, port)
+
+
+def validate(spec: dict, max_bytes: int = 256 * 1024, max_inputs: int = 1000,
+             max_depth: int = MAX_DEPTH) -> dict:
     """Raise ``SpecError`` with every problem listed, else return ``spec``."""
+    if not isinstance(spec, dict):
+        raise SpecError(f"job spec must be a JSON object, not {type(spec).__name__}")
+    if depth(spec, max_depth) > max_depth:  # before anything recursive (json, jsonschema) sees it
+        raise SpecError(f"job spec is nested deeper than {max_depth} levels")
     try:
         size = len(json.dumps(spec, separators=(",", ":")).encode())
     except (TypeError, ValueError) as exc:
@@ -98,6 +180,10 @@ def validate(spec: dict, max_bytes: int = 256 * 1024, max_inputs: int = 1000) ->
     if errors:
         lines = [f"{'/'.join(map(str, e.path)) or '<root>'}: {e.message}" for e in errors[:10]]
         raise SpecError("invalid job spec:\n  " + "\n  ".join(lines))
+    for name, pattern in (("job_id", JOB_ID_PATTERN), ("model_name", MODEL_PATTERN),
+                          ("tenant", TENANT_PATTERN)):
+        if name in spec and not id_ok(spec[name], pattern):
+            raise SpecError(f"{name}: {spec[name]!r} does not match {pattern}")
     if len(spec["inputs"]) > max_inputs:
         raise SpecError(f"{len(spec['inputs'])} inputs; the limit is {max_inputs}")
     for i, item in enumerate(spec["inputs"]):
@@ -106,6 +192,8 @@ def validate(spec: dict, max_bytes: int = 256 * 1024, max_inputs: int = 1000) ->
             if not all(math.isfinite(v) for v in values):  # JSON from Python may carry NaN/Infinity
                 raise SpecError(f"inputs/{i}/regions/{j}: coordinates must be finite numbers")
         ref = item["ref"]
+        if "\x00" in ref or "%00" in ref:
+            raise SpecError(f"inputs/{i}: NUL bytes are not allowed in a reference")
         parts = urlsplit(ref)
         if parts.scheme == "s3" and (not parts.netloc or not parts.path.strip("/")):
             raise SpecError(f"inputs/{i}: s3 reference needs s3://bucket/key, got {ref!r}")

@@ -50,7 +50,10 @@ def write_result(s: Settings, job_id: str, result: dict) -> tuple[bool, dict]:
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         if status == 412 or s3.error_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict"):
             return False, read_result(s, job_id)
-        raise s3.classify(exc, result_uri(s, job_id)) from exc
+        # any other refusal of OUR result write (bad credentials, missing bucket, 5xx) is the
+        # storage's problem, not the input's: retried, then STORAGE_UNAVAILABLE
+        raise s3.TransientStorageError(f"cannot write {result_uri(s, job_id)}: S3 error "
+                                       f"{s3.error_code(exc) or status}") from exc
     except BotoCoreError as exc:
         raise s3.classify(exc, result_uri(s, job_id)) from exc
 
@@ -62,7 +65,8 @@ def read_result(s: Settings, job_id: str) -> dict:
     except ClientError as exc:
         if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
             raise
-        raise s3.TransientStorageError(f"cannot read {result_uri(s, job_id)}: {exc}") from exc
+        raise s3.TransientStorageError(f"cannot read {result_uri(s, job_id)}: S3 error "
+                                       f"{s3.error_code(exc)}") from exc
     except BotoCoreError as exc:
         raise s3.TransientStorageError(f"S3 unreachable for {result_uri(s, job_id)}: {exc}") from exc
 

@@ -31,6 +31,11 @@ def _client(endpoint, region, ak, sk):
                       response_checksum_validation="when_required"))
 
 
+def reset() -> None:
+    """Forget the clients (after fork: a child must not share the parent's connections)."""
+    _client.cache_clear()
+
+
 def client(s: Settings):
     return _client(s.s3_endpoint_url, s.s3_region, s.s3_access_key, s.s3_secret_key)
 

@@ -72,29 +72,46 @@ def _crop(image, region):
 
 def lines_of(s: Settings, spec: dict, timings: Timings, cancelled=lambda: False):
     """(entry, line image) per text line, in input/page/region order. ``cancelled`` is asked
-    between inputs (the task has just checked before the first)."""
+    between inputs (the task has just checked before the first). Every decode and crop is
+    charged to the job's pixel budget first (budget.py)."""
+    from ocrfleet.recognition.inputs import PDF_SCALE
+    from ocrfleet.tasks import budget as pixels
+
+    held = pixels.PixelBudget(s.max_job_pixels)
     for index, item in enumerate(spec["inputs"]):
         if index and cancelled():
             raise JobCancelled()
         ref = item["ref"]
+        regions = item.get("regions")
         t0 = time.perf_counter()
         data = fetch(s, ref)
         t1 = time.perf_counter()
         timings.fetch_s += t1 - t0
         if is_pdf(data):
+            need = pixels.pdf_pixels(data, item.get("pages"), PDF_SCALE)
+            charged = held.charge(need, ref, "PDF pages") if need is not None else 0
             pages = list(render_pdf_bytes(data, ref, pages=item.get("pages"), max_pages=s.max_pdf_pages))
         else:
+            need = pixels.image_pixels(data)
+            charged = held.charge(need, ref, "image") if need is not None else 0
             pages = [(None, _decode_image(data, ref))]
+        if not charged:  # header not understood up front: charge what was decoded
+            charged = held.charge(sum(img.shape[0] * img.shape[1] for _, img in pages), ref, "image")
+        del data
         t2 = time.perf_counter()
         timings.decode_s += t2 - t1
-        regions = item.get("regions")
+        if regions is not None:  # only the crops are kept: the pages go once cropped
+            held.release(charged)
         for page_index, image in pages:
             base = {"input_index": index, "input_path": ref, "page_index": page_index}
             if regions is None:
                 yield {**base, "region_index": None}, image
                 continue
             for r_index, region in enumerate(regions):
-                yield {**base, "region_index": r_index, "region": region}, _crop(image, region)
+                clipped = pixels.clip_region(region, image.shape)
+                held.charge(pixels.crop_pixels(clipped, image.shape), ref, f"crop of region {r_index}")
+                yield {**base, "region_index": r_index, "region": region}, _crop(image, clipped)
+        del pages
         timings.crop_s += time.perf_counter() - t2
 
 

@@ -3,7 +3,6 @@ result backend, and a webhook. Bad input fails the job (no retry); storage hiccu
 from __future__ import annotations
 
 import os
-import re
 import socket
 import time
 
@@ -12,6 +11,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from ocrfleet.config.settings import Settings
 from ocrfleet.errors import OcrFleetError
+from ocrfleet.redaction import redact_obj
 from ocrfleet.producer import spec as jobspec
 from ocrfleet.storage import results
 from ocrfleet.storage.s3 import TransientStorageError
@@ -19,6 +19,7 @@ from ocrfleet.tasks import state, webhooks
 from ocrfleet.tasks.pipeline import RESULT_SCHEMA, JobCancelled, run_job
 
 RECOGNIZE_TASK = "ocrfleet.recognize"
+FINALIZE_TASK = "ocrfleet.finalize"
 
 
 def _error(code: str, message: str) -> dict:
@@ -26,12 +27,31 @@ def _error(code: str, message: str) -> dict:
 
 
 def _record(result: dict) -> dict:
-    """What the result backend keeps: status, summary, URI, error."""
-    return {k: result.get(k) for k in ("job_id", "status", "result_uri", "summary", "error", "model")}
+    """What the result backend keeps: status, summary, URI, error (credentials redacted)."""
+    return redact_obj({k: result.get(k) for k in ("job_id", "status", "result_uri", "summary", "error", "model")})
+
+
+def job_summary(spec: dict, task_id: str | None = None) -> dict:
+    """The top-level fields a job's ending needs (no inputs): what ``finalize`` receives."""
+    out = {k: spec.get(k) for k in ("job_id", "model_name", "webhook_url", "tenant", "submitted_at", "metadata")
+           if isinstance(spec, dict) and spec.get(k) is not None}
+    if not jobspec.id_ok(out.get("job_id")):
+        out["job_id"] = task_id
+    return out
+
+
+def _base(s: Settings, job_id: str, spec: dict, started: float, where: str) -> dict:
+    return {"schema": RESULT_SCHEMA, "job_id": job_id, "model": spec.get("model_name", s.default_model),
+            "device": s.worker_device, "worker": where, "metadata": spec.get("metadata"),
+            "result_uri": results.result_uri(s, job_id), "started_at": started,
+            "submitted_at": spec.get("submitted_at"), "webhook_url": spec.get("webhook_url"),
+            "tenant": spec.get("tenant")}
 
 
 @shared_task(bind=True, name=RECOGNIZE_TASK, acks_late=True, max_retries=None)
-def recognize(self, spec: dict) -> dict:
+def recognize(self, spec: dict, rejected: dict | None = None) -> dict:
+    """``rejected`` is set by the worker's message screen (workers/kombu_fixes.py) when the
+    original message could not be used: the job fails with that code, nothing runs."""
     from ocrfleet.workers import metrics
     from ocrfleet.workers.batcher import job_recognizer
     from ocrfleet.workers.logs import get_logger
@@ -40,19 +60,31 @@ def recognize(self, spec: dict) -> dict:
     s: Settings = self.app.ocrfleet_settings
     if not isinstance(spec, dict):  # a malformed message: fail it below like any invalid spec
         spec = {"inputs": spec}
-    job_id = str(spec.get("job_id") or self.request.id)
-    if not re.match(jobspec.JOB_ID_PATTERN, job_id):  # never build S3 keys from a bad id
-        job_id = str(self.request.id)
+    task_id = str(self.request.id)
+    job_id = spec.get("job_id") if jobspec.id_ok(spec.get("job_id")) else task_id
     model = spec.get("model_name", s.default_model)
-    log = get_logger(job_id=job_id, model=model, task_id=self.request.id)
+    log = get_logger(job_id=job_id, model=model, task_id=task_id)
     started = time.time()
     where = f"{socket.gethostname()}:{os.getpid()}"
-    base = {"schema": RESULT_SCHEMA, "job_id": job_id, "model": model, "device": s.worker_device,
-            "worker": where, "metadata": spec.get("metadata"), "result_uri": results.result_uri(s, job_id),
-            "started_at": started, "submitted_at": spec.get("submitted_at"),
-            "webhook_url": spec.get("webhook_url")}
+    if not jobspec.id_ok(task_id) or job_id != task_id:  # never build keys from a hand-made id
+        log.warning("job.bad_id", job_id=str(spec.get("job_id"))[:200])
+        return _record({"job_id": task_id, "status": "failed", "result_uri": None, "error": _error(
+            "INVALID_INPUT", "task id and spec job_id must be the same valid id "
+                             f"({jobspec.JOB_ID_PATTERN})")})
+    base = _base(s, job_id, spec, started, where)
+    if rejected:
+        base["metadata"] = None
+        return _finish(self, s, {**base, "status": "failed", "finished_at": time.time(),
+                                 "error": _error(str(rejected.get("code", "INVALID_INPUT")),
+                                                 str(rejected.get("message", "message refused")))}, log,
+                       webhook_url=spec.get("webhook_url"))
+    try:
+        digest = jobspec.digest(spec) if jobspec.depth(spec, s.max_spec_depth) <= s.max_spec_depth else None
+    except (TypeError, ValueError):
+        digest = None
+    base["spec_digest"] = digest
 
-    deliveries, cancelled = state.start(s, job_id, where)
+    deliveries, cancelled = state.start(s, job_id, where)  # waits out a broker out of memory
     deliveries -= self.request.retries
     if deliveries > 1:
         log.warning("job.redelivered", delivery=deliveries)
@@ -63,34 +95,41 @@ def recognize(self, spec: dict) -> dict:
         except TransientStorageError as exc:  # S3 down: retry with backoff, don't fail unhandled
             _retry(self, s, exc, log)
     if existed:  # a redelivery after the result was written
-        stored = results.read_result(s, job_id)
+        try:
+            stored = results.read_result(s, job_id)
+        except TransientStorageError as exc:
+            _retry(self, s, exc, log)
+            stored = {**base, "status": "failed", "result_uri": None,
+                      "error": _error("STORAGE_UNAVAILABLE", f"result could not be read: {exc}")}
         log.info("job.already_done", status=stored.get("status"))
-        return _finish(self, s, stored, log, written=False)
+        return _finish(self, s, stored, log, written=False, digest=digest, webhook_url=spec.get("webhook_url"))
     if deliveries > s.max_deliveries:
         msg = f"job was delivered {deliveries} times (workers died running it); dead-lettered"
         state.dead_letter(s, "jobs", job_id, {"spec": spec, "deliveries": deliveries})
-        return _finish(self, s, {**base, "status": "failed", "error": _error("INTERNAL", msg)}, log)
+        return _finish(self, s, {**base, "status": "failed", "error": _error("INTERNAL", msg)}, log,
+                       webhook_url=spec.get("webhook_url"))
     if cancelled:
-        return _finish(self, s, {**base, "status": "cancelled", "error": None}, log)
+        return _finish(self, s, {**base, "status": "cancelled", "error": _cancelled()}, log,
+                       webhook_url=spec.get("webhook_url"))
 
     try:
-        jobspec.validate(spec, s.max_spec_bytes, s.max_inputs)
+        jobspec.validate(spec, s.max_spec_bytes, s.max_inputs, s.max_spec_depth)
         with job_recognizer(s, get_cache(s).get(model)) as recognizer:  # batched in the threads pool
             body = run_job(s, spec, recognizer,
                            cancelled=lambda: recognizer.check() or state.is_cancelled(s, job_id))
         result = {**base, **body, "status": "succeeded", "error": None, "backend": recognizer.backend_name}
     except JobCancelled:
-        result = {**base, "status": "cancelled", "error": None}
+        result = {**base, "status": "cancelled", "error": _cancelled()}
     except (OcrFleetError, jobspec.SpecError) as exc:
         log.warning("job.bad_input", code=exc.code, error=str(exc))
         result = {**base, "status": "failed", "error": _error(exc.code, str(exc))}
     except TransientStorageError as exc:
         _retry(self, s, exc, log)  # raises Retry while retries are left
-        result = {**base, "status": "failed",
-                  "error": _error("INTERNAL", f"storage unavailable after {s.storage_retries} retries: {exc}")}
+        result = {**base, "status": "failed", "error": _error(
+            "STORAGE_UNAVAILABLE", f"storage unavailable after {s.storage_retries} retries: {exc}")}
     except SoftTimeLimitExceeded:
         result = {**base, "status": "failed",
-                  "error": _error("INTERNAL", f"job exceeded the {s.task_soft_time_limit} s time limit")}
+                  "error": _error("TIME_LIMIT", f"job exceeded the {s.task_soft_time_limit} s time limit")}
     except Exception as exc:  # noqa: BLE001 - a bug must fail the job, not the worker
         log.exception("job.internal_error")
         result = {**base, "status": "failed", "error": _error("INTERNAL", f"{type(exc).__name__}: {exc}")}
@@ -104,14 +143,45 @@ def recognize(self, spec: dict) -> dict:
         metrics.QUEUE_WAIT.labels(model).observe(max(0.0, started - spec["submitted_at"]))
     metrics.LATENCY.labels(model).observe(finished - started)
     try:
-        return _finish(self, s, result, log, webhook_url=spec.get("webhook_url"))
+        return _finish(self, s, result, log, digest=digest, webhook_url=spec.get("webhook_url"))
     except TransientStorageError as exc:
         _retry(self, s, exc, log)
         log.error("job.result_not_written", error=str(exc))  # the backend record still tells
         result["result_uri"] = None
-        result["error"] = result["error"] or _error("INTERNAL", f"result could not be stored: {exc}")
+        result["error"] = _error("STORAGE_UNAVAILABLE", f"result could not be stored after "
+                                                        f"{s.storage_retries} retries: {exc}")
         result["status"] = "failed"
+        result.pop("items", None)
         return _finish(self, s, result, log, written=False, webhook_url=spec.get("webhook_url"))
+
+
+@shared_task(bind=True, name=FINALIZE_TASK, acks_late=True, max_retries=None, ignore_result=True)
+def finalize(self, job: dict, status: str, code: str, message: str) -> None:
+    """Finish a job that never reached (or was killed inside) ``recognize``: the hard time
+    limit, a cancel while queued. Sent by the worker's parent process (workers/app.py). The
+    job's backend record is replaced by the usual summary record."""
+    from ocrfleet.workers.logs import get_logger
+
+    s: Settings = self.app.ocrfleet_settings
+    job_id = job.get("job_id")
+    if not jobspec.id_ok(job_id):
+        return None
+    log = get_logger(job_id=job_id, task="finalize")
+    now = time.time()
+    result = {**_base(s, job_id, job, now, f"{socket.gethostname()}:{os.getpid()}"), "status": status,
+              "error": _error(code, message), "finished_at": now}
+    try:
+        record = _finish(self, s, result, log, webhook_url=job.get("webhook_url"))
+    except TransientStorageError as exc:
+        _retry(self, s, exc, log)
+        result.update(result_uri=None, status="failed",
+                      error=_error("STORAGE_UNAVAILABLE", f"result could not be stored: {exc}"))
+        record = _finish(self, s, result, log, written=False, webhook_url=job.get("webhook_url"))
+    self.app.backend.store_result(job_id, record, "SUCCESS")
+
+
+def _cancelled() -> dict:
+    return _error("CANCELLED", "job was cancelled")
 
 
 def _retry(task, s: Settings, exc: Exception, log) -> None:
@@ -125,25 +195,39 @@ def _retry(task, s: Settings, exc: Exception, log) -> None:
     raise task.retry(countdown=delay, exc=exc)
 
 
-def _finish(task, s: Settings, result: dict, log, written: bool = True, webhook_url: str | None = None):
+def _finish(task, s: Settings, result: dict, log, written: bool = True, digest: str | None = None,
+            webhook_url: str | None = None):
+    """Store the result object (once), count it, enqueue its webhook; the backend record.
+    A stored result for a DIFFERENT spec (a job_id reused after its claim expired) is never
+    returned as this job's: the job fails with CONFLICT instead."""
     from ocrfleet.workers import metrics
 
     job_id = result["job_id"]
+    result = redact_obj(result)
     if written:
-        created, result = results.write_result(s, job_id, result)
+        created, stored = results.write_result(s, job_id, result)
         if not created:
             log.info("job.result_existed")
+    else:
+        stored = result
+    theirs = stored.get("spec_digest")
+    if digest and theirs and theirs != digest:
+        log.warning("job.id_reused", stored_status=stored.get("status"))
+        result = {**result, "status": "failed", "result_uri": None, "summary": None, "items": None,
+                  "error": _error("CONFLICT", f"job_id {job_id!r} already has a result for a different "
+                                              "spec (reused after its claim expired); submit with a new job_id")}
+    else:
+        result = stored
     err = result.get("error") or {}
     metrics.JOBS.labels(result["status"], result.get("model", ""), err.get("code", "")).inc()
     if result.get("summary"):
         metrics.LINES.labels(result.get("model", "")).inc(result["summary"].get("lines", 0))
     log.info("job.finished", status=result["status"], code=err.get("code"),
              lines=(result.get("summary") or {}).get("lines"), timings=result.get("timings"))
-    url = webhook_url or _stored_webhook(result)
+    url = webhook_url or result.get("webhook_url")  # the spec's own URL: stored ones are redacted
     if url:
+        state.wait_writable(s)  # a broker out of memory: wait instead of losing the webhook
         webhooks.enqueue(task.app, s, webhooks.build_delivery(url, result))
     return _record(result)
 
 
-def _stored_webhook(result: dict) -> str | None:
-    return result.get("webhook_url")

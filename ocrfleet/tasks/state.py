@@ -7,8 +7,11 @@ import time
 
 import redis
 
-from ocrfleet.config.redis import redis_client
+from ocrfleet.config.redis import client_for
 from ocrfleet.config.settings import Settings
+from ocrfleet.redaction import redact_obj
+
+OOM_WAIT_S = 600  # longest a task waits for a broker out of memory to take writes again
 
 _clients: dict[tuple[int, str], redis.Redis] = {}
 
@@ -16,7 +19,7 @@ _clients: dict[tuple[int, str], redis.Redis] = {}
 def client(s: Settings) -> redis.Redis:
     key = (os.getpid(), s.redis)  # never reuse a connection pool across fork
     if key not in _clients:
-        _clients[key] = redis_client(s.redis)
+        _clients[key] = client_for(s)
     return _clients[key]
 
 
@@ -25,13 +28,37 @@ def start(s: Settings, job_id: str, where: str) -> tuple[int, bool]:
     its cancel flag. Returns (deliveries, cancelled). The running mark (``host:pid``) is what
     ``Job.status()`` reads until the backend record exists; it is left to expire, because
     deleting it at the end would open a gap before the record is stored."""
-    pipe = client(s).pipeline(transaction=False)
-    pipe.incr(s.key("deliveries", job_id))
-    pipe.expire(s.key("deliveries", job_id), s.result_expires)
-    pipe.set(s.key("running", job_id), where, ex=s.visibility_timeout)
-    pipe.exists(s.key("cancel", job_id))
-    deliveries, _, _, cancelled = pipe.execute()
+    def run():
+        pipe = client(s).pipeline(transaction=False)
+        pipe.incr(s.key("deliveries", job_id))
+        pipe.expire(s.key("deliveries", job_id), s.result_expires)
+        pipe.set(s.key("running", job_id), where, ex=s.visibility_timeout)
+        pipe.exists(s.key("cancel", job_id))
+        return pipe.execute()
+
+    deliveries, _, _, cancelled = through_oom(run)
     return int(deliveries), bool(cancelled)
+
+
+def through_oom(fn, wait_s: float = OOM_WAIT_S):
+    """Run ``fn`` (Redis writes), waiting while Redis answers "OOM command not allowed"
+    (maxmemory + noeviction): the job's message stays unacked meanwhile, nothing is lost."""
+    deadline = time.time() + wait_s
+    delay = 0.1
+    while True:
+        try:
+            return fn()
+        except redis.ResponseError as exc:
+            oom = isinstance(exc, redis.exceptions.OutOfMemoryError) or "maxmemory" in str(exc)
+            if not oom or time.time() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(2.0, delay * 2)
+
+
+def wait_writable(s: Settings) -> None:
+    """Return once Redis takes a write (a no-op unless the broker is out of memory)."""
+    through_oom(lambda: client(s).set(s.key("writable"), "1", ex=60))
 
 
 def is_cancelled(s: Settings, job_id: str) -> bool:
@@ -39,13 +66,18 @@ def is_cancelled(s: Settings, job_id: str) -> bool:
 
 
 def dead_letter(s: Settings, kind: str, record_id: str, record: dict) -> None:
-    record = {**record, "dead_lettered_at": time.time()}
-    client(s).hset(s.key("dead", kind), record_id, json.dumps(record))
+    record = redact_obj({**record, "dead_lettered_at": time.time()})
+    through_oom(lambda: client(s).hset(s.key("dead", kind), record_id, json.dumps(record)))
 
 
 def dead_letters(s: Settings, kind: str) -> dict[str, dict]:
     raw = client(s).hgetall(s.key("dead", kind))
     return {k.decode(): json.loads(v) for k, v in sorted(raw.items())}
+
+
+def dead_messages(s: Settings, limit: int = 100) -> list[dict]:
+    """Raw queue messages the workers could not decode (newest first), with their reason."""
+    return [json.loads(v) for v in client(s).lrange(s.key("dead", "messages"), 0, limit - 1)]
 
 
 def remove_dead_letter(s: Settings, kind: str, record_id: str) -> bool:

@@ -16,6 +16,7 @@ from celery import shared_task
 
 from ocrfleet.config.settings import Settings
 from ocrfleet.producer import signing
+from ocrfleet.redaction import redact_obj
 from ocrfleet.tasks import state
 
 DELIVER_TASK = "ocrfleet.deliver_webhook"
@@ -38,8 +39,42 @@ def build_delivery(url: str, result: dict) -> dict:
     payload = {"type": "ocr.job.finished", "job_id": result["job_id"], "status": result["status"],
                "result_uri": result.get("result_uri"), "summary": result.get("summary"),
                "error": result.get("error"), "finished_at": result.get("finished_at")}
-    return {"delivery_id": delivery_id(result["job_id"], result["status"]), "url": url,
-            "job_id": result["job_id"], "payload": payload}
+    out = {"delivery_id": delivery_id(result["job_id"], result["status"]), "url": url,
+           "job_id": result["job_id"], "payload": redact_obj(payload)}
+    if result.get("tenant"):
+        out["tenant"] = result["tenant"]
+    return out
+
+
+def tenant_secrets(s: Settings) -> dict[str, str]:
+    """``webhook_tenant_secrets`` entries ``tenant=secret`` as a mapping."""
+    out = {}
+    for entry in s.webhook_tenant_secrets:
+        tenant, sep, secret = entry.partition("=")
+        if not sep or not tenant.strip() or not secret:
+            raise ValueError("webhook_tenant_secrets entries must be 'tenant=secret'")
+        out[tenant.strip()] = secret
+    return out
+
+
+def secret_for(s: Settings, tenant: str | None) -> str:
+    """The tenant's own secret when one is configured, else the fleet's webhook_secret."""
+    return tenant_secrets(s).get(tenant or "", s.webhook_secret) if tenant else s.webhook_secret
+
+
+def check_secrets(s: Settings) -> None:
+    """ValueError unless every configured secret can sign; a worker needs a secret unless
+    ``allow_unsigned_webhooks`` opts out explicitly."""
+    if not s.webhook_secret and not s.allow_unsigned_webhooks:
+        raise ValueError("no webhook secret: set OCRFLEET_WEBHOOK_SECRET (receivers verify signatures "
+                         "with it), or OCRFLEET_ALLOW_UNSIGNED_WEBHOOKS=1 to send unverifiable webhooks")
+    for name, secret in [("webhook_secret", s.webhook_secret)] + [
+            (f"webhook_tenant_secrets[{t}]", v) for t, v in tenant_secrets(s).items()]:
+        if secret:
+            try:
+                signing.secret_bytes(secret)
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from None
 
 
 def resolve_target(s: Settings, host: str, port: int) -> str:
@@ -86,7 +121,10 @@ def post(s: Settings, delivery: dict) -> int:
     port = parts.port or (443 if parts.scheme == "https" else 80)
     ip = resolve_target(s, parts.hostname, port)
     body = json.dumps(delivery["payload"], separators=(",", ":"), sort_keys=True).encode()
-    headers = signing.headers(s.webhook_secret, delivery["delivery_id"], body)
+    try:
+        headers = signing.headers(secret_for(s, delivery.get("tenant")), delivery["delivery_id"], body)
+    except ValueError as exc:  # a malformed secret: the delivery is dead-lettered, not lost
+        raise PermanentFailure(f"cannot sign: {exc}") from None
     headers["user-agent"] = "ocrfleet-webhooks/1"
     cls = _PinnedHTTPS if parts.scheme == "https" else _PinnedHTTP
     conn = cls(parts.hostname, port, ip, s.webhook_timeout)

@@ -8,18 +8,27 @@ from celery import signals
 
 from ocrfleet.config.celery import make_celery
 from ocrfleet.config.settings import load_settings
+from ocrfleet import redaction
 from ocrfleet.workers import kombu_fixes, logs, metrics
 from ocrfleet.workers.models import get_cache, reset_cache
 
-kombu_fixes.apply()  # survive a Redis restart (see the module)
 settings = load_settings()
+kombu_fixes.apply(settings)  # survive a Redis restart, poison messages, a broker out of memory
+redaction.install_logging()  # Celery's own log lines too: no credentials, no presigned signatures
 app = make_celery(settings, main="ocrfleet-worker",
                   include=["ocrfleet.tasks.recognize", "ocrfleet.tasks.webhooks"])
 
 
 @signals.worker_init.connect
 def _on_worker_init(**_):
+    from ocrfleet.tasks.webhooks import check_secrets
+
     logs.configure(settings.log_level)
+    try:
+        check_secrets(settings)
+    except ValueError as exc:
+        logs.get_logger().critical("worker.refused", error=str(exc))
+        raise SystemExit(f"ocrfleet worker: {exc}") from None
     logs.get_logger().info("worker.start", settings=settings.public(), pid=os.getpid())
     if settings.metrics_port:
         metrics.serve(settings.metrics_port, settings)
@@ -35,6 +44,9 @@ def _on_worker_init(**_):
 def _on_process_init(**_):
     logs.configure(settings.log_level)
     reset_cache()
+    from ocrfleet.storage import s3
+
+    s3.reset()  # never share the parent's HTTP connection pool across fork
     cache = get_cache(settings)
     for name in settings.worker_models:  # load (and log "model.loaded") before the first job
         cache.get(name)
@@ -43,3 +55,34 @@ def _on_process_init(**_):
 @signals.worker_process_shutdown.connect
 def _on_process_shutdown(pid=None, **_):
     metrics.child_exited(pid or os.getpid())
+
+
+@signals.task_failure.connect
+def _on_task_failure(sender=None, task_id=None, exception=None, args=None, **_):
+    """The hard time limit kills the child: the parent finishes the job (TIME_LIMIT)."""
+    from billiard.exceptions import TimeLimitExceeded
+
+    if isinstance(exception, TimeLimitExceeded) and getattr(sender, "name", "") == "ocrfleet.recognize":
+        _finalize(task_id, args, "failed", "TIME_LIMIT",
+                  f"job exceeded the {settings.task_time_limit} s hard time limit; its process was killed")
+
+
+@signals.task_revoked.connect
+def _on_task_revoked(sender=None, request=None, expired=False, **_):
+    """A job cancelled while queued never runs: the parent finishes it (CANCELLED)."""
+    if getattr(sender, "name", "") == "ocrfleet.recognize" and request is not None:
+        _finalize(request.id, getattr(request, "args", None), "cancelled", "CANCELLED",
+                  "job expired before it ran" if expired else "job was cancelled before it ran")
+
+
+def _finalize(task_id, args, status: str, code: str, message: str) -> None:
+    """Hand the job's ending to a child (``ocrfleet.finalize`` on the webhooks queue): result
+    object, backend record and webhook like any other job; nothing is written from here."""
+    from ocrfleet.tasks.recognize import FINALIZE_TASK, job_summary
+
+    spec = args[0] if args and isinstance(args[0], dict) else {}
+    try:
+        app.send_task(FINALIZE_TASK, args=[job_summary(spec, task_id), status, code, message],
+                      queue=settings.queue("webhooks"))
+    except Exception as exc:  # noqa: BLE001 - the backend already holds the failure/revoke record
+        logs.get_logger(job_id=task_id).error("job.finalize_not_sent", error=str(exc))

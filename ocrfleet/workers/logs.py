@@ -1,4 +1,5 @@
-"""structlog JSON logs for workers; values of secret-looking keys are masked."""
+"""structlog JSON logs for workers; values of secret-looking keys are masked, credentials in
+values redacted."""
 from __future__ import annotations
 
 import logging
@@ -8,16 +9,21 @@ import sys
 import structlog
 
 from ocrfleet.config.settings import mask_url
+from ocrfleet.redaction import redact, redact_obj
 
 SECRET_KEY = re.compile(r"secret|password|token|authorization|api_key|signature|credential", re.I)
 
 
 def _redact(_logger, _name, event: dict) -> dict:
+    """Secret-looking keys masked; credentials and presigned signatures in any value (nested
+    too) replaced by *** (ocrfleet.redaction)."""
     for key, value in list(event.items()):
         if SECRET_KEY.search(key):
             event[key] = "***"
-        elif isinstance(value, str) and "://" in value and "@" in value:
-            event[key] = mask_url(value)
+        elif isinstance(value, str):
+            event[key] = redact(mask_url(value) if "://" in value and "@" in value else value)
+        elif isinstance(value, (dict, list, tuple)):
+            event[key] = redact_obj(value)
     return event
 
 

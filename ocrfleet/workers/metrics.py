@@ -20,6 +20,9 @@ BATCH_JOBS = Histogram("ocrfleet_batch_jobs", "Jobs per model call of the cross-
                        ["model"], buckets=(1, 2, 4, 8, 16, 32, 64))
 BATCH_LINES = Histogram("ocrfleet_batch_lines", "Lines per model call of the cross-job batcher (threads pool)",
                         ["model"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
+POISON = Counter("ocrfleet_poison_messages_total",
+                 "Queue messages that could not be decoded, dead-lettered by the worker", ["reason"])
+BUDGET = Counter("ocrfleet_budget_refusals_total", "Jobs refused by the per-job pixel budget", ["what"])
 WEBHOOKS = Counter("ocrfleet_webhook_deliveries_total", "Webhook attempts by outcome", ["outcome"])
 
 
@@ -56,13 +59,10 @@ class QueueDepthCollector:
 
     def _redis(self):
         if self._client is None:
-            import redis
-            from redis.backoff import NoBackoff
-            from redis.retry import Retry
+            from ocrfleet.config.redis import client_for
 
-            self._client = redis.Redis.from_url(
-                self.settings.broker_url, socket_timeout=self.timeout,
-                socket_connect_timeout=self.timeout, retry=Retry(NoBackoff(), 0))
+            self._client = client_for(self.settings, "broker", retries=0, socket_timeout=self.timeout,
+                                      socket_connect_timeout=self.timeout)
         return self._client
 
     def describe(self):  # so registering does not read Redis (REGISTRY auto-describes)
@@ -111,7 +111,7 @@ def serve(port: int, settings=None) -> None:
         multiprocess.MultiProcessCollector(registry)
     else:
         registry = REGISTRY
-    if settings is not None and settings.broker_url.startswith(("redis://", "rediss://", "unix://")):
+    if settings is not None and settings.broker_url.startswith(("redis://", "rediss://", "unix://", "sentinel://")):
         registry.register(QueueDepthCollector(settings))
     start_http_server(port, addr="0.0.0.0", registry=registry)
 

@@ -35,9 +35,11 @@ def webhook_receiver():
 
 
 @pytest.fixture(scope="session")
-def settings(s3_server, redis_server):
+def settings(s3_server, redis_server, webhook_receiver):
+    port = webhook_receiver.url.rsplit(":", 1)[1]  # the allow-list names host:port (a bare host: 80/443)
     return isolated_settings(
         redis_server.url, s3_server, "fleet", SECRET, MODEL, storage_backoff_base=0.3,
+        allowed_http_hosts=[f"127.0.0.1:{port}"],
         visibility_timeout=120, unacked_restore_interval=2, task_time_limit=90, task_soft_time_limit=80,
         storage_retries=2)
 

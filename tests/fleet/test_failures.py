@@ -123,10 +123,10 @@ def test_http_input_transient_errors_retry_then_succeed(producer, settings, work
     assert missing["error"]["code"] == "NOT_FOUND", missing
 
 
-def test_storage_down_fails_with_internal_after_retries(producer, worker, webhook_receiver):
+def test_storage_down_fails_with_storage_unavailable_after_retries(producer, worker, webhook_receiver):
     url = f"{webhook_receiver.url}/flaky99/line.jpg?{uuid.uuid4().hex}"
     record = producer.submit(url).result(timeout=60)
-    assert record["status"] == "failed" and record["error"]["code"] == "INTERNAL", record
+    assert record["status"] == "failed" and record["error"]["code"] == "STORAGE_UNAVAILABLE", record
     assert "storage unavailable" in record["error"]["message"]
 
 

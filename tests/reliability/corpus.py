@@ -72,6 +72,18 @@ def pdf_pages(n: int) -> bytes:
     return buf.getvalue()
 
 
+def pdf_page_of(points: float) -> bytes:
+    """One blank page of points x points (10,000 pt at 144 dpi would render 400 MP)."""
+    import pypdfium2 as pdfium
+
+    doc = pdfium.PdfDocument.new()
+    doc.new_page(points, points).close()
+    buf = io.BytesIO()
+    doc.save(buf)
+    doc.close()
+    return buf.getvalue()
+
+
 def files() -> dict[str, bytes]:
     png = line_png()
     jpg = cv2.imencode(".jpg", _line())[1].tobytes()
@@ -103,4 +115,7 @@ def files() -> dict[str, bytes]:
         "truncated.pdf": real_pdf[: len(real_pdf) // 3],
         "pages10000.pdf": pdf_pages(10_000),
         "big.bin": b"\0" * (3 * 1024 * 1024),    # over the suite's 2 MiB max_input_bytes
+        "25mp.png": solid_png(5000, 5000),         # 25 MP decoded (75 MB BGR), ~30 KB encoded
+        "page10000pt.pdf": pdf_page_of(10_000),
+        "page20000pt.pdf": pdf_page_of(20_000),
     }

@@ -19,7 +19,8 @@ MODEL = "PP-OCRv6_tiny_rec"
 SECRET = "rel-webhook-secret-" + uuid.uuid4().hex[:12]
 
 # filled by the tests, written to docs/reliability.md at the end of the session (conftest.py)
-REPORT: dict = {"faults": [], "bad_inputs": [], "load": [], "security": [], "notes": []}
+REPORT: dict = {"faults": [], "bad_inputs": [], "load": [], "security": [], "notes": [], "probes": [],
+                "figures": {}}
 
 
 def make_settings(redis_url: str, s3, **overrides):
@@ -110,6 +111,14 @@ def deliveries(settings, job_ids) -> dict[str, int]:
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise ValueError(pid)
+
+
+def vm_hwm_kib(pid: int) -> int:
+    """Peak resident set size of a process so far (VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
             return int(line.split()[1])
     raise ValueError(pid)
 

@@ -99,7 +99,8 @@ class Redis:
 
 
 class Origin:
-    """HTTP server on 127.0.0.1. GET /files/<name>: registered bytes; GET /redirect?to=URL: 302.
+    """HTTP server on 127.0.0.1. GET /files/<name>: registered bytes; GET /redirect?to=URL: 302;
+    GET /slow/<seconds>/...: a 404 after that long.
     POST (webhooks) is recorded; the path picks the answer: /ok..., /status/<code>/..., 
     /slow/<seconds>/... (answers 200 after sleeping)."""
 
@@ -128,6 +129,9 @@ class Origin:
                     outer.cond.notify_all()
                 if parts.path == "/redirect":
                     return self._answer(302, headers={"location": parse_qs(parts.query)["to"][0]})
+                if parts.path.startswith("/slow/"):  # GET /slow/<seconds>/...: answers 404 that late
+                    time.sleep(float(parts.path.split("/")[2]))
+                    return self._answer(404)
                 name = parts.path.rsplit("/", 1)[-1]
                 if parts.path.startswith("/files/") and name in outer.files:
                     return self._answer(200, outer.files[name])

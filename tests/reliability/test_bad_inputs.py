@@ -17,7 +17,7 @@ from ocrfleet.tasks import state
 from ocrfleet.tasks.webhooks import delivery_id
 
 from . import corpus
-from .helpers import DATA, MODEL, REPORT, make_settings, wait_records
+from .helpers import DATA, MODEL, REPORT, make_settings, vm_hwm_kib, wait_records
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -25,7 +25,14 @@ OK = "succeeded"
 HOOK_BLOCKED = "webhook refused (dead letter)"
 
 
-def cases(origin: str, root: str) -> list[dict]:
+def _deep(levels: int) -> dict:
+    deep: dict = {}
+    for _ in range(levels):
+        deep = {"a": deep}
+    return deep
+
+
+def cases(origin: str, root: str, redis_port: int = 6379) -> list[dict]:
     """(id, submit kwargs, expected outcome). ``s3:NAME`` is s3://inputs/bad/NAME."""
     good = "s3:good.png"
     port = origin.rsplit(":", 1)[1]
@@ -97,6 +104,27 @@ def cases(origin: str, root: str) -> list[dict]:
         ("too many inputs (1,001)", dict(inputs=[good] * 1001), "INVALID_INPUT"),
         ("spec_version 2", dict(inputs=good, raw_override={"spec_version": 2}), "INVALID_INPUT"),
         ("message is not a JSON object", dict(inputs=good, raw_message="just a string"), "INVALID_INPUT"),
+        # issue 10: poison specs, per-job pixel budget, error codes
+        ("metadata nested 200 levels (spec depth limit)", dict(inputs=good, metadata=_deep(200)), "INVALID_INPUT"),
+        ("job_id with a trailing newline", dict(inputs=good, raw_override={"job_id": "abc\n"}), "INVALID_INPUT"),
+        ("same 25 MP image referenced 10x (pixel budget)", dict(inputs=["s3:25mp.png"] * 10), "TOO_LARGE"),
+        ("PDF page of 10,000 pt (400 MP, measured before rendering)", dict(inputs="s3:page10000pt.pdf"),
+         "TOO_LARGE"),
+        ("PDF page of 20,000 pt", dict(inputs="s3:page20000pt.pdf"), "TOO_LARGE"),
+        ("quad far outside the image (clipped to it)",
+         dict(inputs=good, regions=[[[-1e6, -1e6], [1e6, -1e6], [1e6, 1e6], [-1e6, 1e6]]]), OK),
+        ("100 quads far outside the image (clipped, within budget)",
+         dict(inputs=good, regions=[[[-1e5, -1e5], [1e5, -1e5], [1e5, 1e5], [-1e5, 1e5]]] * 100), OK),
+        ("quad entirely outside the image", dict(inputs=good, regions=[[[5000, 5000], [6000, 5000],
+                                                                       [6000, 5100], [5000, 5100]]]),
+         "INVALID_INPUT"),
+        ("file:// with %00", dict(inputs=f"file://{root}/a%00.png"), "INVALID_INPUT"),
+        ("URL on an allowed host redirecting to file://",
+         dict(inputs=f"{origin}/redirect?to=file:///etc/passwd"), "INVALID_INPUT"),
+        ("URL on the allowed host, another port (Redis)", dict(inputs=f"http://127.0.0.1:{redis_port}/x.png"),
+         "INVALID_INPUT"),
+        ("FIFO under an allowed file root", dict(inputs=f"file://{root}/fifo.png"), "INVALID_INPUT"),
+        ("symlink to /dev/zero under an allowed file root", dict(inputs=f"file://{root}/null.png"), "INVALID_INPUT"),
     ]
     return [{"case": name, "kw": kw, "expect": expect} for name, kw, expect in c]
 
@@ -128,6 +156,8 @@ def _raw_spec(kw: dict, job_id: str) -> dict:
 def bad_env(weed, redis_aof, origin, session_fleet, tmp_path_factory):
     root = tmp_path_factory.mktemp("files-root")
     os.symlink("/etc/passwd", root / "passwd-link.png")
+    os.mkfifo(root / "fifo.png")  # nobody ever writes: a blocking open/read would hold the worker
+    os.symlink("/dev/zero", root / "null.png")  # resolves outside the root: refused either way
     (root / "subdir").mkdir()
     files = corpus.files()
     c = weed.client()
@@ -135,16 +165,18 @@ def bad_env(weed, redis_aof, origin, session_fleet, tmp_path_factory):
         c.put_object(Bucket="inputs", Key=f"bad/{name}", Body=data)
     origin.files["good.png"] = files["good.png"]
     settings = make_settings(redis_aof.url, weed, webhook_allow_private=[], allowed_file_roots=[str(DATA), str(root)],
-                             webhook_max_attempts=2)
+                             webhook_max_attempts=2, allowed_http_hosts=[origin.url.split("//", 1)[1]],
+                             max_job_pixels=60_000_000)
     producer = Producer(settings)
     worker = session_fleet.worker(settings, producer, concurrency=1, name="badinput")
     return settings, producer, worker, str(root)
 
 
-def test_bad_inputs_one_worker(bad_env, origin):
+def test_bad_inputs_one_worker(bad_env, origin, redis_aof):
     settings, producer, worker, root = bad_env
     parent, children = worker.proc.pid, worker.children()
-    table = cases(origin.url, root)
+    hwm_before = max(vm_hwm_kib(pid) for pid in children)
+    table = cases(origin.url, root, redis_aof.port)
     assert len(table) >= 30
     for row in table:
         kw = dict(row["kw"])
@@ -209,6 +241,18 @@ def test_bad_inputs_one_worker(bad_env, origin):
     r = redis.Redis.from_url(settings.redis)
     for row in table:
         counts[row["case"]] = int(r.get(settings.key("deliveries", row["job_id"])) or 0)
-    assert set(counts.values()) == {1}, counts
+    # each job ran once; a spec the worker's message screen refused (nested too deep) never
+    # reaches the job code at all (0 deliveries counted), it is failed from its replacement message
+    screened = {"metadata nested 200 levels (spec depth limit)"}
+    assert {v for k, v in counts.items() if k not in screened} == {1}, counts
+    assert {counts[k] for k in screened} == {0}, counts
+    hwm = {pid: vm_hwm_kib(pid) for pid in worker.children()}
     REPORT["bad_inputs"] = [{k: row[k] for k in ("case", "stage", "outcome", "message")} for row in table]
+    REPORT["figures"]["peak_child_rss_kib"] = max(hwm.values())
+    REPORT["figures"]["child_rss_after_model_load_kib"] = hwm_before
+    REPORT["figures"]["max_job_pixels_in_suite"] = settings.max_job_pixels
+    REPORT["figures"]["worker_restarts_bad_inputs"] = len(set(children) ^ set(worker.children()))
+    # the bound: the model process plus the job budget at 3 bytes a pixel, twice (a decode and
+    # its copy), never the gigabytes the hostile inputs would take unchecked
+    assert max(hwm.values()) < hwm_before + 2 * 3 * settings.max_job_pixels // 1024, (hwm_before, hwm)
     assert not problems, "\n".join(problems)

@@ -48,7 +48,8 @@ def test_redis_password_s3_env_credentials_and_no_secret_in_logs(weed, origin, f
             redis.Redis(port=server.port).set("x", 1)  # requirepass is on
         # S3 credentials NOT in the settings: the worker gets them from the standard AWS
         # environment variables (the same chain reads an instance profile / IRSA in production)
-        settings = make_settings(server.url, weed, s3_access_key="", s3_secret_key="", webhook_secret=webhook_secret)
+        settings = make_settings(server.url, weed, s3_access_key="", s3_secret_key="", webhook_secret=webhook_secret,
+                                 allowed_http_hosts=[origin.url.split("//", 1)[1]])
         producer = Producer(settings)
         w = fleet.worker(settings, producer, concurrency=1, name="secure",
                          env={"AWS_ACCESS_KEY_ID": weed.ak, "AWS_SECRET_ACCESS_KEY": weed.sk,
@@ -95,7 +96,8 @@ def test_redis_tls_with_password_end_to_end(weed, origin, fleet, tmp_path):
         with pytest.raises(redis.ConnectionError):
             redis.Redis(host="127.0.0.1", port=server.port, password=password, socket_timeout=2).ping()  # plaintext
         q = f"?ssl_cert_reqs=required&ssl_ca_certs={cert}"
-        settings = make_settings(server.url, weed, broker_url=f"{server.url}/0{q}", result_backend=f"{server.url}/1{q}")
+        settings = make_settings(server.url, weed, broker_url=f"{server.url}/0{q}", result_backend=f"{server.url}/1{q}",
+                                 allowed_http_hosts=[origin.url.split("//", 1)[1]])
         producer = Producer(settings)
         w = fleet.worker(settings, producer, concurrency=1, name="tls")
         _run_jobs(settings, producer, origin, weed)
