@@ -226,8 +226,10 @@ class Worker:
         self.args = [sys.executable, "-m", "ocrfleet.fleet_cli", "worker", "--device", "cpu",
                      "--models", models, "-c", str(concurrency), "-n", f"{name}@%h"] + (extra or [])
         self.name = name
+        self.final_log: str | None = None  # the log, kept here once the file is removed at stop()
 
     def start(self, app, timeout: float = 60.0) -> "Worker":
+        self.final_log = None
         self.log = open(self.logfile, "w")
         self.proc = subprocess.Popen(self.args, cwd=REPO, env=self.env, stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
@@ -245,11 +247,18 @@ class Worker:
         return [int(p) for p in path.read_text().split()] if path.exists() else []
 
     def tail(self, n: int = 4000) -> str:
+        if self.final_log is not None:
+            return self.final_log[-n:]
         return Path(self.logfile).read_text()[-n:]
 
     def stop(self) -> None:
+        """Stop the worker; its log moves into memory (``tail()``) and the file is removed, so a
+        test run leaves nothing in /tmp."""
         stop(self.proc, grace=15)
         self.log.close()
+        if self.final_log is None:
+            self.final_log = Path(self.logfile).read_text(errors="replace")
+            Path(self.logfile).unlink(missing_ok=True)
 
 
 def isolated_settings(redis_url: str, s3, prefix: str, secret: str, model: str, **overrides):
