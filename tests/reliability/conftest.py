@@ -87,8 +87,9 @@ def pytest_sessionfinish(session, exitstatus):
         return
     from .report import write_report
 
-    write_report(REPORT, path, complete=exitstatus == 0)
     tr = session.config.pluginmanager.get_plugin("terminalreporter")
+    failed = [r.nodeid for r in (tr.stats.get("failed", []) + tr.stats.get("error", []))] if tr else []
+    write_report(REPORT, path, complete=exitstatus == 0, failed=failed)
     if tr:
         tr.write_line(f"reliability report written to {path}")
 

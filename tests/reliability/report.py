@@ -117,12 +117,12 @@ def _figures(report: dict) -> list[str]:
     return out
 
 
-def write_report(report: dict, path: str | None = None, complete: bool = True) -> str:
+def write_report(report: dict, path: str | None = None, complete: bool = True, failed=()) -> str:
     text = render(report)
     missing = [s for s in SECTIONS if not report.get(s)]
     if missing or not complete:
-        text = text.replace("\n\n", f"\n\n**PARTIAL run** (missing: {', '.join(missing) or 'none'}; "
-                                    f"all tests passed: {complete}).\n\n", 1)
+        text = text.replace("\n\n", f"\n\n**PARTIAL run** (sections missing: {', '.join(missing) or 'none'}; "
+                                    f"failed: {', '.join(f'`{f}`' for f in failed) or 'none'}).\n\n", 1)
     path = path or str(REPO / "docs" / "reliability.md")
     with open(path, "w") as fh:
         fh.write(text)
