@@ -14,6 +14,8 @@ from ocrfleet.recognition.backends.base import Backend, EngineOptions
 from ocrfleet.recognition.backends.convert import onnx_path
 from ocrfleet.recognition.sources import ModelFiles
 
+SHAPE_CACHE = 32
+
 
 class OpenVinoBackend(Backend):
     name = "openvino"
@@ -34,6 +36,10 @@ class OpenVinoBackend(Backend):
             "PERFORMANCE_HINT": "LATENCY",
             "NUM_STREAMS": 1,
             "INFERENCE_PRECISION_HINT": {"bf16": "bf16", "fp16": "f16"}.get(opts.precision, "f32"),
+            # compiled kernels kept per input shape: OpenVINO's default (5000) let a process grow
+            # from 0.2 to 1.1 GB over 3,000 lines of random widths; 32 held it at 0.37 GB, and the
+            # same run was no slower (bench/memory.py, docs/performance.md)
+            "CPU_RUNTIME_CACHE_CAPACITY": SHAPE_CACHE,
         })
         self.request = self.compiled.create_infer_request()
 
