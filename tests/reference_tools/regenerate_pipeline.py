@@ -14,7 +14,11 @@ textline-orientation directories (``ocrfleet models install`` builds them from t
 ``OUT/<config>.json``: ``{"settings": {...}, "pages": [{"input_path" (relative to the repo),
 "page_index", "keys" (the result dict's keys), "dt_polys", "textline_orientation_angles",
 "rec_texts", "rec_scores", "rec_polys"}]}`` and ``OUT/versions.json``. Doc orientation and
-unwarping are off. ``enable_mkldnn=False``: with oneDNN on, paddlepaddle 3.3.1 cannot run
+unwarping are off; recognition runs at batch size 1 (the parity oracle, as for the
+TextRecognition references: the official pipeline's padded batches of 6 change a few lines).
+``--cls-dir`` holds the ch_ppocr_mobile_v2.0_cls weights with a PaddleX
+classifier yml (``ResizeImage`` 192x48, (x/255-0.5)/0.5) under the name PP-LCNet_x0_25_textline_ori,
+the only name form the official pipeline accepts (the parity test builds it). ``enable_mkldnn=False``: with oneDNN on, paddlepaddle 3.3.1 cannot run
 PP-OCRv4_mobile_det (NotImplementedError: ConvertPirAttribute2RuntimeAttribute ...).
 """
 from __future__ import annotations
@@ -30,6 +34,7 @@ os.environ.setdefault("PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK", "True")
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 DATA = HERE.parent / "data"
+CLS_NAME = "PP-LCNet_x0_25_textline_ori"  # the name the --cls-dir yml gives its classifier
 DEFAULT_OUT = DATA / "reference" / "official-paddleocr-3.7.0" / "pipeline"
 PAGES = [  # the parity pages, relative to the repo root
     "tests/data/real/receipts/wildreceipt/1.jpeg",
@@ -60,7 +65,15 @@ def run(det_dir: str, rec_dir: str, cls_dir: str | None, pages: list[str]) -> di
 
     settings = dict(text_detection_model_name="PP-OCRv4_mobile_det", text_recognition_model_name="PP-OCRv4_mobile_rec",
                     use_doc_orientation_classify=False, use_doc_unwarping=False,
-                    use_textline_orientation=cls_dir is not None, enable_mkldnn=False)
+                    use_textline_orientation=cls_dir is not None, enable_mkldnn=False,
+                    # PaddleOCR's parity oracle, as for TextRecognition: each line read alone (in its
+                    # default padded batches of 6 the official text changes on some lines, mostly spaces)
+                    text_recognition_batch_size=1)
+    if cls_dir is not None:
+        settings["textline_orientation_model_name"] = CLS_NAME
+        # one line per call: in batches (the official default is 6) paddlepaddle 3.3.1 returns
+        # wrong classes for this classifier (all 0 on tests/data/rendered/pages/page_02.png)
+        settings["textline_orientation_batch_size"] = 1
     ocr = PaddleOCR(text_detection_model_dir=det_dir, text_recognition_model_dir=rec_dir,
                     textline_orientation_model_dir=cls_dir, **settings)
     out = []

@@ -16,9 +16,10 @@ def trt_shapes(files: ModelFiles) -> dict:
     shapes = (hpi.get("paddle_infer") or {}).get("trt_dynamic_shapes")
     if shapes:
         return shapes
-    if files.task == "det":  # PaddleOCR's detector profile: any page up to 4000 px a side
+    task = getattr(files, "task", "rec")
+    if task == "det":  # PaddleOCR's detector profile: any page up to 4000 px a side
         return {"x": [[1, 3, 32, 32], [1, 3, 736, 736], [1, 3, 4000, 4000]]}
-    if files.task != "rec" and files.input_shape:
+    if task != "rec" and getattr(files, "input_shape", None):
         c, h, w = files.input_shape
         return {"x": [[1, c, h, w], [1, c, h, w], [8, c, h, w]]}
     return DEFAULT_TRT_SHAPES
