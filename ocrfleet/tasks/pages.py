@@ -7,7 +7,8 @@ WITHOUT regions (inputs with regions are always cut at their regions):
 * ``line``: the whole image is one text line (the fleet's behaviour before page jobs);
 * ``page``: the image (each PDF page) is a page;
 * ``auto``: an image (or PDF page) at most ``auto_line_max_height`` pixels tall (144 = 3x the
-  PP-OCR recognisers' input height) is a line, anything taller a page.
+  PP-OCR recognisers' input height) is a line, anything taller a page, except images more than
+  2000x taller than wide (``MAX_ASPECT``): no page, so refused as a line (INVALID_INPUT).
 
 A page: scaled down to ``max_page_pixels`` when larger (polys are reported in the original
 page's pixels); the detector (spec ``det_model_name``, default ``default_det_model``) with the
@@ -39,7 +40,10 @@ def is_page(mode: str, image: np.ndarray, s: Settings) -> bool:
         return True
     if mode == "line":
         return False
-    return image.shape[0] > s.auto_line_max_height
+    from ocrfleet.recognition.engine import MAX_ASPECT
+
+    h, w = image.shape[:2]
+    return h > s.auto_line_max_height and max(h / w, w / h) <= MAX_ASPECT
 
 
 def wants_pages(spec: dict) -> bool:

@@ -104,6 +104,7 @@ def test_auto_tells_lines_from_pages_on_real_data():
     assert not any(is_page("auto", cv2.imread(str(p)), s) for p in lines)
     assert all(is_page("auto", img, s) for img in pages)
     assert is_page("page", cv2.imread(str(lines[0])), s) and not is_page("line", pages[0], s)
+    assert not is_page("auto", np.zeros((100_000, 1, 3), np.uint8), s)  # no page: refused as a line
 
 
 def test_auto_line_image_is_one_line_and_mode_page_detects_it(page_producer, page_worker, inputs):
