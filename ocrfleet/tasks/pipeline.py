@@ -153,19 +153,27 @@ def run_job(s: Settings, spec: dict, recognizer, cancelled=lambda: False, models
     timings = Timings()
     entries, images = [], []
     reader = paging.PageReader(s, spec, models, timings) if paging.wants_pages(spec) else None
+    rows = []  # every input is read (and charged to the budget) before the first page is detected
     for entry, image in lines_of(s, spec, timings, cancelled):
-        if reader is not None and entry.get("region_index") is None and paging.is_page(
-                paging.input_mode(spec, spec["inputs"][entry["input_index"]]), image, s):
-            for line, crop in reader.read(entry, image):
-                entries.append(line)
-                images.append(crop)
+        page = reader is not None and entry.get("region_index") is None and paging.is_page(
+            paging.input_mode(spec, spec["inputs"][entry["input_index"]]), image, s)
+        if not page:
+            where = entry["input_path"] if entry.get("region_index") is None \
+                else f"{entry['input_path']} region {entry['region_index']}"
+            image = check_line(image, where)  # errors name the reference, not "array"
+        rows.append((page, entry, image))
+    for n, (page, entry, image) in enumerate(rows):
+        rows[n] = None  # a page is dropped once cropped
+        if not page:
+            entries.append(entry)
+            images.append(image)
             continue
-        entries.append(entry)
-        where = entry["input_path"] if entry.get("region_index") is None \
-            else f"{entry['input_path']} region {entry['region_index']}"
-        images.append(check_line(image, where))  # errors name the reference, not "array"
-    if reader is not None:  # lines_of's crop clock ran while the pages were detected
-        timings.crop_s = max(0.0, timings.crop_s - sum(timings.extra.get(k, 0.0) for k in ("detect_s", "classify_s")))
+        if cancelled():
+            raise JobCancelled()
+        for line, crop in reader.read(entry, image):
+            entries.append(line)
+            images.append(crop)
+        del image
     t0 = time.perf_counter()
     texts = recognizer.recognize(images, batch_size=spec.get("batch_size", s.default_batch_size)) \
         if images else []

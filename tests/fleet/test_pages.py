@@ -174,3 +174,16 @@ def test_submit_cli_prints_the_page_text(page_settings, page_worker, inputs):
     record = json.loads(out.stdout.splitlines()[1])
     assert record["summary"]["pages"] == 1
     assert "text.pdf page 1 (4 lines)" in out.stdout and "https://kde.org/" in out.stdout
+
+
+def test_spec_fields_of_page_jobs(page_producer):
+    from ocrfleet.producer import SpecError
+
+    spec = page_producer.build_spec([{"ref": "s3://in/a.png", "mode": "line"}], mode="page",
+                                    det_model_name="PP-OCRv6_tiny_det", use_textline_orientation=True)
+    assert (spec["mode"], spec["inputs"][0]["mode"], spec["det_model_name"], spec["use_textline_orientation"]) == \
+        ("page", "line", "PP-OCRv6_tiny_det", True)
+    assert "mode" not in page_producer.build_spec("s3://in/a.png")  # only sent when set
+    for bad in (dict(mode="pages"), dict(det_model_name="../x"), dict(use_textline_orientation="yes")):
+        with pytest.raises(SpecError):
+            page_producer.build_spec("s3://in/a.png", **bad)
