@@ -97,6 +97,8 @@ def main() -> int:
     ap.add_argument("--worker", default="--pool prefork -c 2")
     ap.add_argument("--cpu-threads", type=int, default=1, help="the worker's threads per model")
     ap.add_argument("--engine-threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--max-page-pixels", type=int, default=None,
+                    help="the workers' max_page_pixels (smaller: less detector memory, other boxes than the engine's)")
     args = ap.parse_args()
 
     from ocrfleet import PaddleOCR
@@ -108,7 +110,8 @@ def main() -> int:
     try:
         base = isolated_settings(redis.url, s3, "bench-pages", "bench-secret", args.rec,
                                  default_det_model=args.det, worker_models=[args.rec, args.det],
-                                 cpu_threads=args.cpu_threads, task_events=False)
+                                 cpu_threads=args.cpu_threads, task_events=False,
+                                 **({} if args.max_page_pixels is None else {"max_page_pixels": args.max_page_pixels}))
         producer = Producer(base)
         jobs, images = upload_pages(s3.client())
         wargs = shlex.split(args.worker)
@@ -139,7 +142,7 @@ def main() -> int:
         out = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": platform.node(),
                "cpus": os.cpu_count(), "loadavg": os.getloadavg(), "command": " ".join(sys.argv),
                "det": args.det, "rec": args.rec, "worker": args.worker, "cpu_threads": args.cpu_threads,
-               "engine_threads": args.engine_threads, "pages": len(jobs), "rounds": rounds,
+               "engine_threads": args.engine_threads, "max_page_pixels": base.max_page_pixels, "pages": len(jobs), "rounds": rounds,
                "median_ratio": statistics.median(r["ratio"] for r in rounds),
                "worker_rss_peak_mb_after_start": rss_start, "worker_rss_peak_mb_after_jobs": rss_end}
         print(f"median ratio {out['median_ratio']:.3f}; worker VmHWM after start "
