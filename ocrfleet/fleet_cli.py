@@ -15,7 +15,8 @@ import tempfile
 def register(subparsers) -> None:
     w = subparsers.add_parser("worker", help="run a Celery recognition worker")
     w.add_argument("--device", default=None, help="cpu | gpu:N (default: OCRFLEET_WORKER_DEVICE or cpu)")
-    w.add_argument("--models", default=None, help="comma-separated models to load in every process")
+    w.add_argument("--models", default=None, help="comma-separated models to load in every process "
+                                                  "(recognisers, and detectors for page jobs, e.g. PP-OCRv5_mobile_det)")
     w.add_argument("--concurrency", "-c", type=int, default=None,
                    help="prefork: worker processes (default: cores, 1 on GPU); threads: jobs in flight (default 8)")
     w.add_argument("--pool", "-P", choices=["prefork", "threads"], default=None,
