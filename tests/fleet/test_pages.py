@@ -187,3 +187,14 @@ def test_spec_fields_of_page_jobs(page_producer):
     for bad in (dict(mode="pages"), dict(det_model_name="../x"), dict(use_textline_orientation="yes")):
         with pytest.raises(SpecError):
             page_producer.build_spec("s3://in/a.png", **bad)
+
+
+def test_textline_orientation_as_in_process(page_producer, page_worker, inputs):
+    from ocrfleet import PaddleOCR
+
+    record, result = _run(page_producer, ["s3://inputs/receipts/2.jpeg"], use_textline_orientation=True)
+    assert record["status"] == "succeeded", record
+    res = PaddleOCR(text_detection_model_name=DET, text_recognition_model_name=REC, use_textline_orientation=True,
+                    cpu_threads=1).predict(str(DATA / "receipts/wildreceipt/2.jpeg"))[0]
+    assert [e["rec_text"] for e in result["items"]] == list(res["rec_texts"]) and len(res["rec_texts"]) > 5
+    assert result["timings"]["classify_s"] > 0
