@@ -15,7 +15,8 @@ import tempfile
 def register(subparsers) -> None:
     w = subparsers.add_parser("worker", help="run a Celery recognition worker")
     w.add_argument("--device", default=None, help="cpu | gpu:N (default: OCRFLEET_WORKER_DEVICE or cpu)")
-    w.add_argument("--models", default=None, help="comma-separated models to load in every process")
+    w.add_argument("--models", default=None, help="comma-separated models to load in every process "
+                                                  "(recognisers, and detectors for page jobs, e.g. PP-OCRv5_mobile_det)")
     w.add_argument("--concurrency", "-c", type=int, default=None,
                    help="prefork: worker processes (default: cores, 1 on GPU); threads: jobs in flight (default 8)")
     w.add_argument("--pool", "-P", choices=["prefork", "threads"], default=None,
@@ -54,7 +55,14 @@ def register(subparsers) -> None:
     s.add_argument("--job-id", default=None, help="idempotency key")
     s.add_argument("--metadata", default=None, help="JSON object echoed into the result")
     s.add_argument("--visualize", action="store_true", help="also write one PNG per line beside the result")
-    s.add_argument("--wait", action="store_true", help="wait and print the result record")
+    s.add_argument("--mode", choices=["auto", "page", "line"], default=None,
+                   help="inputs without regions: a page (detect every line), one line, or auto (default)")
+    s.add_argument("--det-model", dest="det_model_name", default=None,
+                   help="page jobs' detector (default: OCRFLEET_DEFAULT_DET_MODEL)")
+    s.add_argument("--textline-orientation", action=argparse.BooleanOptionalAction, default=None,
+                   help="page jobs: turn lines the classifier finds upside down (default off)")
+    s.add_argument("--wait", action="store_true",
+                   help="wait and print the result record (and each page's text, for page jobs)")
     s.add_argument("--timeout", type=float, default=600.0)
     s.set_defaults(func=cmd_submit)
 
@@ -165,7 +173,8 @@ def cmd_submit(args) -> int:
             pages=[int(p) for p in args.pages.split(",")] if args.pages else None,
             regions=json.loads(args.regions) if args.regions else None,
             webhook_url=args.webhook_url, priority=priority, device=args.device, job_id=args.job_id,
-            metadata=json.loads(args.metadata) if args.metadata else None, visualize=args.visualize)
+            metadata=json.loads(args.metadata) if args.metadata else None, visualize=args.visualize,
+            mode=args.mode, det_model_name=args.det_model_name, use_textline_orientation=args.textline_orientation)
     except (SpecError, ValueError, OcrFleetError) as exc:  # JobConflictError is a ValueError
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -179,6 +188,10 @@ def cmd_submit(args) -> int:
     if args.wait:
         record = job.result(timeout=args.timeout)
         print(json.dumps(record, ensure_ascii=False))
+        if record.get("status") == "succeeded" and (record.get("summary") or {}).get("pages"):
+            from ocrfleet.tasks.pages import page_texts
+
+            print(page_texts(job.fetch_result()))
         return 0 if record.get("status") == "succeeded" else 1
     return 0
 

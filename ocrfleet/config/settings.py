@@ -69,6 +69,11 @@ class Settings:
     gpu_tensorrt: bool = True              # GPU workers: TensorRT (Paddle subgraph / ORT provider)
     gpu_precision: str = "fp16"            # GPU workers: fp16 | fp32
     max_pdf_pages: int = 200
+    # page jobs (docs/fleet.md "Page jobs")
+    default_det_model: str = "PP-OCRv5_mobile_det"  # detector of page jobs without det_model_name
+    auto_line_max_height: int = 144        # mode auto: an image at most this tall is one line (3x rec height 48)
+    max_page_pixels: int = 40_000_000      # larger pages are scaled down to this before detection
+    max_page_lines: int = 1000             # more detected lines on one page: TOO_LARGE naming the page
     # cross-job batching (threads pool only; see docs/fleet.md "Batching across jobs")
     worker_pool: str = "prefork"           # prefork | threads (set by `ocrfleet worker --pool`)
     batch_size: int = 16                   # lines per model call in the threads pool's batcher

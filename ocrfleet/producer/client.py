@@ -150,7 +150,10 @@ class Producer:
 
     def build_spec(self, inputs, *, model_name=None, batch_size=None, pages=None, regions=None,
                    webhook_url=None, priority="normal", device="cpu", job_id=None, metadata=None,
-                   visualize=False, tenant=None) -> dict:
+                   visualize=False, tenant=None, mode=None, det_model_name=None,
+                   use_textline_orientation=None) -> dict:
+        """``mode``: "auto" | "page" | "line" for inputs without regions (docs/fleet.md "Page jobs");
+        ``det_model_name`` / ``use_textline_orientation``: page jobs' detector and line turning."""
         s = self.settings
         if isinstance(priority, str):
             if priority not in PRIORITY_NAMES:
@@ -174,6 +177,10 @@ class Producer:
             spec["visualize"] = visualize
         if tenant:
             spec["tenant"] = tenant
+        for key, value in (("mode", mode), ("det_model_name", det_model_name),
+                           ("use_textline_orientation", use_textline_orientation)):
+            if value is not None:  # only when set: older workers refuse unknown spec keys
+                spec[key] = value
         jobspec.validate(spec, s.max_spec_bytes, s.max_inputs, s.max_spec_depth)
         check_refs(s, spec)
         return spec

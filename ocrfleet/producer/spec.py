@@ -20,7 +20,11 @@ Version 1 (``"spec_version": 1``)::
       "webhook_url": "https://example.com/hook",   # optional
       "metadata": {"any": "json"},                 # optional, echoed into the result
       "tenant": "acme",                            # optional: picks a per-tenant webhook secret
-      "visualize": true,                           # optional: one PNG per line beside the result
+      "visualize": true,                           # optional: one PNG per line (per page) beside the result
+      "mode": "auto",                              # optional: auto | page | line (inputs without regions;
+                                                   #   also per input); see ocrfleet/tasks/pages.py
+      "det_model_name": "PP-OCRv5_mobile_det",     # optional: page jobs' detector
+      "use_textline_orientation": false,           # optional: page jobs turn upside-down lines
       "submitted_at": 1700000000.0
     }
 """
@@ -78,12 +82,16 @@ SCHEMA: dict = {
                     "pages": {"type": ["array", "null"], "items": {"type": "integer", "minimum": 0},
                               "uniqueItems": True},
                     "regions": {"type": ["array", "null"], "items": _region},
+                    "mode": {"enum": ["auto", "page", "line"]},          # page jobs (tasks/pages.py)
                 },
             },
         },
         "webhook_url": {"type": ["string", "null"], "maxLength": 2048, "pattern": r"^https?://"},
         "metadata": {"type": ["object", "null"]},
         "visualize": {"type": "boolean"},
+        "mode": {"enum": ["auto", "page", "line"]},                      # page jobs (tasks/pages.py)
+        "det_model_name": {"type": "string", "pattern": MODEL_PATTERN},
+        "use_textline_orientation": {"type": "boolean"},
         "tenant": {"type": "string", "pattern": TENANT_PATTERN},
         "submitted_at": {"type": "number"},
     },
@@ -180,7 +188,7 @@ def validate(spec: dict, max_bytes: int = 256 * 1024, max_inputs: int = 1000,
     if errors:
         lines = [f"{'/'.join(map(str, e.path)) or '<root>'}: {e.message}" for e in errors[:10]]
         raise SpecError("invalid job spec:\n  " + "\n  ".join(lines))
-    for name, pattern in (("job_id", JOB_ID_PATTERN), ("model_name", MODEL_PATTERN),
+    for name, pattern in (("job_id", JOB_ID_PATTERN), ("model_name", MODEL_PATTERN), ("det_model_name", MODEL_PATTERN),
                           ("tenant", TENANT_PATTERN)):
         if name in spec and not id_ok(spec[name], pattern):
             raise SpecError(f"{name}: {spec[name]!r} does not match {pattern}")

@@ -143,17 +143,37 @@ def write_visuals(s: Settings, job_id: str, entries: list[dict], images: list, c
             entry["vis_uri"] = uri
 
 
-def run_job(s: Settings, spec: dict, recognizer, cancelled=lambda: False) -> dict:
+def run_job(s: Settings, spec: dict, recognizer, cancelled=lambda: False, models=None) -> dict:
     """The result body (without job-level bookkeeping) for a valid spec; raises OcrFleetError.
     With ``"visualize": true`` the line images are drawn and stored before this returns (so
-    before the result object is written)."""
+    before the result object is written). Inputs that are pages (tasks/pages.py) are detected
+    with ``models(name)`` (the worker's ModelCache.get); their lines join the one recognise call."""
+    from ocrfleet.tasks import pages as paging
+
     timings = Timings()
     entries, images = [], []
+    reader = paging.PageReader(s, spec, models, timings) if paging.wants_pages(spec) else None
+    rows = []  # every input is read (and charged to the budget) before the first page is detected
     for entry, image in lines_of(s, spec, timings, cancelled):
-        entries.append(entry)
-        where = entry["input_path"] if entry.get("region_index") is None \
-            else f"{entry['input_path']} region {entry['region_index']}"
-        images.append(check_line(image, where))  # errors name the reference, not "array"
+        page = reader is not None and entry.get("region_index") is None and paging.is_page(
+            paging.input_mode(spec, spec["inputs"][entry["input_index"]]), image, s)
+        if not page:
+            where = entry["input_path"] if entry.get("region_index") is None \
+                else f"{entry['input_path']} region {entry['region_index']}"
+            image = check_line(image, where)  # errors name the reference, not "array"
+        rows.append((page, entry, image))
+    for n, (page, entry, image) in enumerate(rows):
+        rows[n] = None  # a page is dropped once cropped
+        if not page:
+            entries.append(entry)
+            images.append(image)
+            continue
+        if cancelled():
+            raise JobCancelled()
+        for line, crop in reader.read(entry, image):
+            entries.append(line)
+            images.append(crop)
+        del image
     t0 = time.perf_counter()
     texts = recognizer.recognize(images, batch_size=spec.get("batch_size", s.default_batch_size)) \
         if images else []
@@ -161,11 +181,19 @@ def run_job(s: Settings, spec: dict, recognizer, cancelled=lambda: False) -> dic
     for entry, (text, score) in zip(entries, texts):
         entry["rec_text"] = text
         entry["rec_score"] = float(score)
-    if spec.get("visualize") and entries:
+    if spec.get("visualize") and (entries or reader is not None):
         t1 = time.perf_counter()
-        write_visuals(s, spec["job_id"], entries, images, cancelled)
+        cut = [n for n, e in enumerate(entries) if "line_index" not in e]  # page lines: one PNG per page
+        write_visuals(s, spec["job_id"], [entries[n] for n in cut], [images[n] for n in cut], cancelled)
+        if reader is not None:
+            reader.write_visuals(spec["job_id"], entries)
         timings.extra["visualize_s"] = time.perf_counter() - t1
     scores = [e["rec_score"] for e in entries]
     summary = {"inputs": len(spec["inputs"]), "lines": len(entries),
-               "mean_score": round(sum(scores) / len(scores), 4) if scores else None}
-    return {"items": entries, "summary": summary, "timings": timings.as_dict()}
+               "mean_score": round(sum(scores) / len(scores), 4) if scores else None,
+               "recognize_calls": 1 if images else 0}
+    body = {"items": entries, "summary": summary, "timings": timings.as_dict()}
+    if reader is not None:
+        body["pages"] = reader.finish(entries)
+        summary["pages"] = len(body["pages"])
+    return body

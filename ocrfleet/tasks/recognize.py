@@ -115,7 +115,7 @@ def recognize(self, spec: dict, rejected: dict | None = None) -> dict:
     try:
         jobspec.validate(spec, s.max_spec_bytes, s.max_inputs, s.max_spec_depth)
         with job_recognizer(s, get_cache(s).get(model)) as recognizer:  # batched in the threads pool
-            body = run_job(s, spec, recognizer,
+            body = run_job(s, spec, recognizer, models=get_cache(s).get,
                            cancelled=lambda: recognizer.check() or state.is_cancelled(s, job_id))
         result = {**base, **body, "status": "succeeded", "error": None, "backend": recognizer.backend_name}
     except JobCancelled:

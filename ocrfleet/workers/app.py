@@ -36,8 +36,11 @@ def _on_worker_init(**_):
         _on_process_init()
         from ocrfleet.workers.batcher import get_batcher
 
+        from ocrfleet.workers.page_models import model_kind
+
         for name in settings.worker_models:
-            get_batcher(settings, name, get_cache(settings).get(name))
+            if model_kind(name) == "rec":  # detectors (page jobs) are not batched across jobs
+                get_batcher(settings, name, get_cache(settings).get(name))
 
 
 @signals.worker_process_init.connect

@@ -34,6 +34,10 @@ class ModelCache:
         self.on_load = on_load  # callback(name, recognizer)
 
     def get(self, name: str):
+        """The model ``name``: a recogniser, or a detector / textline classifier (page_models.py)."""
+        from ocrfleet.workers.page_models import model_kind
+
+        kind = model_kind(name)
         with self._lock:
             if name in self._models:
                 self._models.move_to_end(name)
@@ -42,8 +46,9 @@ class ModelCache:
         with self._lock:
             self._models[name] = rec
             self._models.move_to_end(name)
-            while len(self._models) > self.capacity:
-                self._models.popitem(last=False)
+            same = [n for n in self._models if model_kind(n) == kind]  # capacity per kind
+            for old in same[:max(0, len(same) - self.capacity)]:
+                del self._models[old]
         return rec
 
     def loaded(self) -> list[str]:
@@ -51,6 +56,17 @@ class ModelCache:
 
     def _load(self, name: str):
         from ocrfleet.recognition.engine import Recognizer
+        from ocrfleet.workers.page_models import load, model_kind
+
+        if model_kind(name) != "rec":
+            model = load(name, self.settings)
+            from ocrfleet.workers.logs import get_logger
+
+            get_logger(pid=os.getpid()).info("model.loaded", model=name, backend=model.backend_name,
+                                             warm_s=round(model.warm_seconds, 3), device=self.settings.worker_device)
+            if self.on_load:
+                self.on_load(name, model)
+            return model
         from ocrfleet.recognition.sources import resolve
 
         t0 = time.perf_counter()

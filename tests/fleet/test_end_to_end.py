@@ -47,7 +47,7 @@ def test_lines_job_result_backend_and_signed_webhook(producer, settings, worker,
 
 
 def test_pdf_pages(producer, settings, worker, inputs):
-    job = producer.submit("s3://inputs/pdf/multipage.pdf", pages=[0, 2])
+    job = producer.submit("s3://inputs/pdf/multipage.pdf", pages=[0, 2], mode="line")  # one item a page
     record = job.result(timeout=60)
     assert record["status"] == "succeeded", record
     result = read_result(settings, job.id)

@@ -1,0 +1,200 @@
+"""Page jobs (docs/fleet.md "Page jobs"): inputs without regions are pages whose every line is
+detected and recognised by a real worker subprocess (real Redis, real SeaweedFS), and the
+result equals the in-process ``ocrfleet.PaddleOCR`` with the same models on the same page.
+
+The suite has its own worker (its own queues and keys) so it can set ``max_page_lines`` and
+load the detector at start: PP-OCRv6 tiny det + rec, the fastest pair, to keep it short.
+"""
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import uuid
+import zlib
+import struct
+
+import cv2
+import numpy as np
+import pytest
+
+from ocrfleet.config.settings import to_env
+from .conftest import DATA
+from .servers import REPO, Worker
+
+DET, REC = "PP-OCRv6_tiny_det", "PP-OCRv6_tiny_rec"
+MAX_LINES = 300
+
+
+@pytest.fixture(scope="module")
+def page_settings(settings):
+    run = uuid.uuid4().hex[:6]
+    return settings.replace(queue_prefix=f"p{run}.", key_prefix=f"pages-{run}", results_prefix=f"pages-{run}",
+                            default_model=REC, default_det_model=DET, worker_models=[REC, DET],
+                            max_page_lines=MAX_LINES)
+
+
+@pytest.fixture(scope="module")
+def page_producer(page_settings):
+    from ocrfleet.producer import Producer
+
+    return Producer(page_settings)
+
+
+@pytest.fixture(scope="module")
+def page_worker(page_settings, page_producer):
+    w = Worker(to_env(page_settings), name=f"pw{uuid.uuid4().hex[:6]}", concurrency=1,
+               models=f"{REC},{DET}").start(page_producer.app)
+    yield w
+    w.stop()
+
+
+def _put(s3_server, key: str, data: bytes) -> str:
+    s3_server.client().put_object(Bucket="inputs", Key=key, Body=data)
+    return f"s3://inputs/{key}"
+
+
+def _png(img: np.ndarray) -> bytes:
+    return cv2.imencode(".png", img)[1].tobytes()
+
+
+def _run(producer, refs, **kw) -> tuple[dict, dict]:
+    job = producer.submit(refs, **kw)
+    record = job.result(timeout=120)
+    return record, (job.fetch_result() if record.get("result_uri") else {})
+
+
+def test_pages_match_the_in_process_pipeline(page_producer, page_worker, inputs, s3_server):
+    from ocrfleet import PaddleOCR
+
+    refs = ["s3://inputs/receipts/1.jpeg", "s3://inputs/pdf/text.pdf"]
+    record, result = _run(page_producer, refs, visualize=True)  # mode auto: both are pages
+    assert record["status"] == "succeeded", record
+    ocr = PaddleOCR(text_detection_model_name=DET, text_recognition_model_name=REC,
+                    use_textline_orientation=False, cpu_threads=1)
+    expected = ocr.predict(str(DATA / "receipts/wildreceipt/1.jpeg")) + ocr.predict(str(DATA / "pdf/text.pdf"))
+    assert [(p["input_index"], p["page_index"]) for p in result["pages"]] == [(0, None), (1, 0), (1, 1)]
+    for n, (page, res) in enumerate(zip(result["pages"], expected)):
+        lines = [e for e in result["items"] if (e["input_index"], e["page_index"]) == (page["input_index"], page["page_index"])]
+        assert len(lines) == page["lines"] == len(res["rec_texts"]) > 3
+        assert [e["line_index"] for e in lines] == list(range(len(lines)))
+        assert [e["poly"] for e in lines] == [np.asarray(p).tolist() for p in res["rec_polys"]]
+        assert [e["rec_text"] for e in lines] == list(res["rec_texts"])
+        assert [e["rec_score"] for e in lines] == pytest.approx(list(res["rec_scores"]), abs=1e-4)
+        assert page["text"] == res.text and (page["width"], page["height"]) == res["doc_preprocessor_res"]["output_img"].shape[1::-1]
+        body = s3_server.client().get_object(Bucket="ocr-results", Key=page["vis_uri"].split("/", 3)[3])["Body"].read()
+        drawn = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)  # page | text, side by side
+        assert drawn.shape[:2] == (page["height"], 2 * page["width"])
+    assert "kde.org" in result["pages"][2]["text"]
+    # every crop of the three pages went to the recogniser in one call
+    assert result["summary"]["recognize_calls"] == 1 and result["summary"]["lines"] == len(result["items"])
+
+
+def test_auto_tells_lines_from_pages_on_real_data():
+    from ocrfleet.config.settings import Settings
+    from ocrfleet.recognition.inputs import render_pdf_bytes
+    from ocrfleet.tasks.pages import is_page
+
+    s = Settings()
+    lines = [p for p in (DATA / "rec").rglob("*") if p.suffix in (".png", ".jpg", ".jpeg")]
+    pages = [cv2.imread(str(p)) for p in (DATA / "receipts/wildreceipt").glob("*.jpeg")]
+    pages += [img for _, img in render_pdf_bytes((DATA / "pdf/text.pdf").read_bytes())]
+    assert len(lines) > 50 and len(pages) >= 3
+    assert not any(is_page("auto", cv2.imread(str(p)), s) for p in lines)
+    assert all(is_page("auto", img, s) for img in pages)
+    assert is_page("page", cv2.imread(str(lines[0])), s) and not is_page("line", pages[0], s)
+    assert not is_page("auto", np.zeros((100_000, 1, 3), np.uint8), s)  # no page: refused as a line
+
+
+def test_auto_line_image_is_one_line_and_mode_page_detects_it(page_producer, page_worker, inputs):
+    ref = sorted(r for r in inputs["lines"] if "wildreceipt_lines" in r and len(inputs["labels"][r]) > 8)[0]
+    record, result = _run(page_producer, [ref, {"ref": ref, "mode": "page"}])
+    assert record["status"] == "succeeded", record
+    line, *detected = result["items"]
+    assert line["input_index"] == 0 and "poly" not in line and line["region_index"] is None and line["rec_text"]
+    assert [(p["input_index"], p["lines"]) for p in result["pages"]] == [(1, len(detected))]
+    assert all(e["input_index"] == 1 and "poly" in e for e in detected)
+
+
+def _huge_png(side: int) -> bytes:
+    """A valid 1-bit PNG of side x side white pixels (kilobytes compressed)."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    raw = (b"\x00" + b"\xff" * ((side + 7) // 8)) * side
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
+
+
+def _big_box_pdf() -> bytes:
+    import pypdfium2 as pdfium
+
+    pdf = pdfium.PdfDocument.new()
+    pdf.new_page(14400, 14400)  # the largest page box PDF allows (200 inches)
+    buf = io.BytesIO()
+    pdf.save(buf)
+    return buf.getvalue()
+
+
+def _tiny_marks() -> np.ndarray:
+    img = np.full((1000, 1000, 3), 255, np.uint8)
+    for y in range(8, 1000, 16):
+        for x in range(2, 1000, 16):
+            cv2.putText(img, "8", (x, y), cv2.FONT_HERSHEY_PLAIN, 0.6, (0, 0, 0), 1)
+    return img
+
+
+def test_bad_pages_give_their_documented_result_and_the_worker_stays_up(page_producer, page_worker, s3_server):
+    blank = _put(s3_server, "pages/blank.png", _png(np.full((600, 800, 3), 255, np.uint8)))
+    black = _put(s3_server, "pages/black.png", _png(np.zeros((600, 800, 3), np.uint8)))
+    thin = _put(s3_server, "pages/thin.png", _png(np.full((1, 3000, 3), 255, np.uint8)))
+    record, result = _run(page_producer, [blank, black, {"ref": thin, "mode": "page"}], mode="page")
+    assert record["status"] == "succeeded", record
+    assert result["items"] == [] and [p["lines"] for p in result["pages"]] == [0, 0, 0]
+    assert [p["text"] for p in result["pages"]] == ["", "", ""]
+
+    bad = {_put(s3_server, "pages/huge.png", _huge_png(20000)): "400000000 pixels",
+           _put(s3_server, "pages/bigbox.pdf", _big_box_pdf()): "decoded pixels",
+           _put(s3_server, "pages/tiny.png", _png(_tiny_marks())): "max_page_lines"}
+    for ref, why in bad.items():
+        record, _ = _run(page_producer, [ref], mode="page")
+        assert record["status"] == "failed" and record["error"]["code"] == "TOO_LARGE", record
+        assert ref in record["error"]["message"] and why in record["error"]["message"]
+    assert page_worker.proc.poll() is None and page_worker.children()
+    record, result = _run(page_producer, [blank])  # still serving
+    assert record["status"] == "succeeded" and result["pages"][0]["lines"] == 0
+
+
+def test_submit_cli_prints_the_page_text(page_settings, page_worker, inputs):
+    env = dict(to_env(page_settings), PYTHONPATH=str(REPO))
+    out = subprocess.run([sys.executable, "-m", "ocrfleet.fleet_cli", "submit", "s3://inputs/pdf/text.pdf",
+                          "--pages", "1", "--mode", "page", "--wait", "--timeout", "120"],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    record = json.loads(out.stdout.splitlines()[1])
+    assert record["summary"]["pages"] == 1
+    assert "text.pdf page 1 (4 lines)" in out.stdout and "https://kde.org/" in out.stdout
+
+
+def test_spec_fields_of_page_jobs(page_producer):
+    from ocrfleet.producer import SpecError
+
+    spec = page_producer.build_spec([{"ref": "s3://in/a.png", "mode": "line"}], mode="page",
+                                    det_model_name="PP-OCRv6_tiny_det", use_textline_orientation=True)
+    assert (spec["mode"], spec["inputs"][0]["mode"], spec["det_model_name"], spec["use_textline_orientation"]) == \
+        ("page", "line", "PP-OCRv6_tiny_det", True)
+    assert "mode" not in page_producer.build_spec("s3://in/a.png")  # only sent when set
+    for bad in (dict(mode="pages"), dict(det_model_name="../x"), dict(use_textline_orientation="yes")):
+        with pytest.raises(SpecError):
+            page_producer.build_spec("s3://in/a.png", **bad)
+
+
+def test_textline_orientation_as_in_process(page_producer, page_worker, inputs):
+    from ocrfleet import PaddleOCR
+
+    record, result = _run(page_producer, ["s3://inputs/receipts/2.jpeg"], use_textline_orientation=True)
+    assert record["status"] == "succeeded", record
+    res = PaddleOCR(text_detection_model_name=DET, text_recognition_model_name=REC, use_textline_orientation=True,
+                    cpu_threads=1).predict(str(DATA / "receipts/wildreceipt/2.jpeg"))[0]
+    assert [e["rec_text"] for e in result["items"]] == list(res["rec_texts"]) and len(res["rec_texts"]) > 5
+    assert result["timings"]["classify_s"] > 0
