@@ -137,6 +137,9 @@ def main(argv=None) -> int:
     parser.add_argument("-o", "--output", default=str(REPO / "docs" / "reliability.md"))
     args, rest = parser.parse_known_args(argv)
     env = dict(os.environ, OCRFLEET_RELIABILITY_REPORT=os.path.abspath(args.output))
+    # the report's load figures use the full sizes; an ordinary test run uses half (test_load.py)
+    env.setdefault("OCRFLEET_BURST_JOBS", "2000")
+    env.setdefault("OCRFLEET_SOAK_JOBS", "200")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     cmd = [sys.executable, "-m", "pytest", "-q", str(REPO / "tests" / "reliability")] + rest
     return subprocess.call(cmd, cwd=REPO, env=env)
