@@ -21,7 +21,6 @@ anything that is not an image raises ``InvalidInputError`` (INVALID_INPUT).
 from __future__ import annotations
 
 import ast
-import logging
 import threading
 from typing import Iterator
 
@@ -35,10 +34,9 @@ from ocrfleet.recognition import inputs, sources
 from ocrfleet.recognition.backends import select
 from ocrfleet.recognition.backends.base import EngineOptions
 from ocrfleet.recognition.devices import parse_device
-from ocrfleet.recognition.inputs import Item, iter_inputs
+from ocrfleet.recognition.inputs import Item, windows
 from ocrfleet.recognition.preprocess import to_bgr
 
-log = logging.getLogger("ocrfleet")
 ON_ERROR = ("raise", "skip")
 # PaddleX's _TEXT_DET_MAX_LIMIT_MODELS: these default to limit 960 / "max", others 736 / "min"
 MAX_LIMIT_MODELS = {f"PP-OCRv{v}_{s}_det" for v in (3, 4, 5) for s in ("server", "mobile")} | {
@@ -202,28 +200,10 @@ class TextDetection:
         """ndarray | path | URL | directory | PDF (one result per page) | list of these."""
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError("batch_size must be a positive integer")
-        mode = on_error or self.on_error
-        window: list[Item] = []
         count = 0
-        for item in iter_inputs(input):
-            if item.error is None:
-                try:
-                    item.image = check_page(item.image, item.input_path or "array")
-                except OcrFleetError as exc:
-                    item.error = exc
-            if item.error is not None:
-                if mode == "raise":
-                    raise item.error
-                self.errors.append(item.error)
-                log.warning("skipping bad input %s: %s", item.input_path, item.error)
-                continue
-            window.append(item)
-            if len(window) >= batch_size:
-                yield from self._run(window, batch_size, count, overrides)
-                count += len(window)
-                window = []
-        if window:
+        for window in windows(input, check_page, batch_size, on_error or self.on_error, self.errors):
             yield from self._run(window, batch_size, count, overrides)
+            count += len(window)
 
     def _run(self, items: list[Item], batch_size: int, offset: int, overrides: dict) -> Iterator[TextDetResult]:
         outs = self.detect_batch([it.image for it in items], batch_size=batch_size, **overrides)

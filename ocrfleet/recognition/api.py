@@ -2,7 +2,6 @@
 results), on ocrfleet's engine."""
 from __future__ import annotations
 
-import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
 
@@ -11,10 +10,9 @@ from ocrfleet.recognition import sources
 from ocrfleet.recognition.backends.base import EngineOptions
 from ocrfleet.recognition.devices import parse_device
 from ocrfleet.recognition.engine import Recognizer, check_line
-from ocrfleet.recognition.inputs import Item, iter_inputs
+from ocrfleet.recognition.inputs import Item, windows
 from ocrfleet.recognition.result import TextRecResult
 
-log = logging.getLogger("ocrfleet")
 ON_ERROR = ("raise", "skip")
 
 
@@ -66,31 +64,11 @@ class TextRecognition:
                      ) -> Iterator[TextRecResult]:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError("batch_size must be a positive integer")
-        mode = on_error or self.on_error
-        window: list[Item] = []
+        size = batch_size * 8 * len(self.recognizers)
         count = 0
-        for item in iter_inputs(input):
-            if item.error is None:
-                try:
-                    item.image = check_line(item.image, item.input_path or "array")
-                except OcrFleetError as exc:
-                    item.error = exc
-            if item.error is not None:
-                self._bad(item, mode)
-                continue
-            window.append(item)
-            if len(window) >= batch_size * 8 * len(self.recognizers):
-                yield from self._run(window, batch_size, count)
-                count += len(window)
-                window = []
-        if window:
+        for window in windows(input, check_line, size, on_error or self.on_error, self.errors):
             yield from self._run(window, batch_size, count)
-
-    def _bad(self, item: Item, mode: str) -> None:
-        if mode == "raise":
-            raise item.error
-        self.errors.append(item.error)
-        log.warning("skipping bad input %s: %s", item.input_path, item.error)
+            count += len(window)
 
     def _run(self, items: list[Item], batch_size: int, offset: int) -> Iterator[TextRecResult]:
         images = [it.image for it in items]

@@ -33,6 +33,33 @@ class Item:
     error: OcrFleetError | None = None
 
 
+def windows(inp, check, size: int, on_error: str, errors: list) -> Iterator[list[Item]]:
+    """The items of ``inp`` in lists of up to ``size``, each image passed through ``check(image,
+    name)``. A bad item raises (``on_error="raise"``) or is logged, appended to ``errors`` and
+    skipped (``"skip"``). The one loop behind every module's ``predict_iter``."""
+    import logging
+
+    window: list[Item] = []
+    for item in iter_inputs(inp):
+        if item.error is None:
+            try:
+                item.image = check(item.image, item.input_path or "array")
+            except OcrFleetError as exc:
+                item.error = exc
+        if item.error is not None:
+            if on_error == "raise":
+                raise item.error
+            errors.append(item.error)
+            logging.getLogger("ocrfleet").warning("skipping bad input %s: %s", item.input_path, item.error)
+            continue
+        window.append(item)
+        if len(window) >= size:
+            yield window
+            window = []
+    if window:
+        yield window
+
+
 def iter_inputs(inp) -> Iterator[Item]:
     """Expand one ``predict`` input into items; a bad entry becomes an Item with ``error``."""
     if isinstance(inp, (list, tuple)):

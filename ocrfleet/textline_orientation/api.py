@@ -15,7 +15,6 @@ The pipeline calls the raw method::
 """
 from __future__ import annotations
 
-import logging
 import math
 import threading
 from typing import Iterator
@@ -31,10 +30,9 @@ from ocrfleet.recognition.backends import select
 from ocrfleet.recognition.backends.base import EngineOptions
 from ocrfleet.recognition.devices import parse_device
 from ocrfleet.recognition.engine import check_line
-from ocrfleet.recognition.inputs import Item, iter_inputs
+from ocrfleet.recognition.inputs import Item, windows
 from ocrfleet.textline_orientation.result import TopkResult
 
-log = logging.getLogger("ocrfleet")
 ON_ERROR = ("raise", "skip")
 DEFAULT_LABELS = ["0_degree", "180_degree"]
 
@@ -131,29 +129,11 @@ class TextLineOrientationClassification:
                      ) -> Iterator[TopkResult]:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError("batch_size must be a positive integer")
-        mode = on_error or self.on_error
         k = int(topk or self.topk)
-        window: list[Item] = []
         count = 0
-        for item in iter_inputs(input):
-            if item.error is None:
-                try:
-                    item.image = check_line(item.image, item.input_path or "array")
-                except OcrFleetError as exc:
-                    item.error = exc
-            if item.error is not None:
-                if mode == "raise":
-                    raise item.error
-                self.errors.append(item.error)
-                log.warning("skipping bad input %s: %s", item.input_path, item.error)
-                continue
-            window.append(item)
-            if len(window) >= batch_size:
-                yield from self._run(window, batch_size, k, count)
-                count += len(window)
-                window = []
-        if window:
+        for window in windows(input, check_line, batch_size, on_error or self.on_error, self.errors):
             yield from self._run(window, batch_size, k, count)
+            count += len(window)
 
     def _run(self, items: list[Item], batch_size: int, k: int, offset: int) -> Iterator[TopkResult]:
         probs = self.probabilities([it.image for it in items], batch_size)
