@@ -31,6 +31,18 @@ def _shape(text: str):
     return tuple(int(v) for v in text.replace("(", "").replace(")", "").split(","))
 
 
+def add_engine_args(p) -> None:
+    """PaddleOCR's inference flags, plus ocrfleet's --backend and --on_error: every module's CLI."""
+    p.add_argument("--enable_hpi", type=_bool, default=False)
+    p.add_argument("--use_tensorrt", type=_bool, default=False)
+    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
+    p.add_argument("--enable_mkldnn", type=_bool, default=True)
+    p.add_argument("--mkldnn_cache_capacity", type=int, default=10)
+    p.add_argument("--cpu_threads", type=int, default=10)
+    p.add_argument("--backend", default=None, choices=["paddle", "onnxruntime", "openvino"])
+    p.add_argument("--on_error", default="raise", choices=["raise", "skip"])
+
+
 def add_text_recognition(sub) -> None:
     p = sub.add_parser("text_recognition", help="recognise text-line images (as `paddleocr text_recognition`)")
     p.add_argument("-i", "--input", required=True, help="image, PDF, directory or URL")
@@ -39,15 +51,8 @@ def add_text_recognition(sub) -> None:
     p.add_argument("--device", default=None, help="cpu, gpu, gpu:0, gpu:0,1")
     p.add_argument("--batch_size", type=int, default=1)
     p.add_argument("--save_path", default=None, help="folder for <name>_res.json and <name>_res.png")
-    p.add_argument("--enable_hpi", type=_bool, default=False)
-    p.add_argument("--use_tensorrt", type=_bool, default=False)
-    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
-    p.add_argument("--enable_mkldnn", type=_bool, default=True)
-    p.add_argument("--mkldnn_cache_capacity", type=int, default=10)
-    p.add_argument("--cpu_threads", type=int, default=10)
+    add_engine_args(p)
     p.add_argument("--input_shape", type=_shape, default=None, help="C,H,W")
-    p.add_argument("--backend", default=None, choices=["paddle", "onnxruntime", "openvino"])
-    p.add_argument("--on_error", default="raise", choices=["raise", "skip"])
     p.set_defaults(func=run_text_recognition)
 
 

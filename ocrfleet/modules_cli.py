@@ -3,7 +3,7 @@ PaddleOCR CLI sub-commands of the same names, with the same flags (plus ``--back
 ``--batch_size`` and ``--on_error`` as for ``text_recognition``)."""
 from __future__ import annotations
 
-from ocrfleet.cli import _bool
+from ocrfleet.cli import add_engine_args
 
 
 def _common(p) -> None:
@@ -12,15 +12,8 @@ def _common(p) -> None:
     p.add_argument("--model_name", default=None)
     p.add_argument("--model_dir", default=None)
     p.add_argument("--device", default=None, help="cpu, gpu, gpu:0")
-    p.add_argument("--enable_hpi", type=_bool, default=False)
-    p.add_argument("--use_tensorrt", type=_bool, default=False)
-    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
-    p.add_argument("--enable_mkldnn", type=_bool, default=True)
-    p.add_argument("--mkldnn_cache_capacity", type=int, default=10)
-    p.add_argument("--cpu_threads", type=int, default=10)
+    add_engine_args(p)
     p.add_argument("--batch_size", type=int, default=1)
-    p.add_argument("--backend", default=None, choices=["paddle", "onnxruntime", "openvino"])
-    p.add_argument("--on_error", default="raise", choices=["raise", "skip"])
 
 
 def register(sub) -> None:

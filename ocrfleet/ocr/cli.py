@@ -3,13 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-
-def _bool(text: str) -> bool:
-    if text.lower() in ("1", "true", "yes", "on"):
-        return True
-    if text.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected a boolean, got {text!r}")
+from ocrfleet.cli import _bool, add_engine_args
 
 
 # (flag, type) of every pipeline argument `paddleocr ocr` accepts
@@ -48,14 +42,7 @@ def register(sub) -> argparse.ArgumentParser:
     for old, new in DEPRECATED.items():
         p.add_argument(f"--{old}", dest=new, type=types[new], default=None, help=f"deprecated: --{new}")
     p.add_argument("--device", default=None, help="cpu, gpu, gpu:0")
-    p.add_argument("--enable_hpi", type=_bool, default=False)
-    p.add_argument("--use_tensorrt", type=_bool, default=False)
-    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
-    p.add_argument("--enable_mkldnn", type=_bool, default=True)
-    p.add_argument("--mkldnn_cache_capacity", type=int, default=10)
-    p.add_argument("--cpu_threads", type=int, default=10)
-    p.add_argument("--backend", default=None, choices=["paddle", "onnxruntime", "openvino"])
-    p.add_argument("--on_error", default="raise", choices=["raise", "skip"])
+    add_engine_args(p)
     p.add_argument("--text", action="store_true", help="print each page's text instead of its result")
     p.set_defaults(func=run_ocr)
     return p
