@@ -162,6 +162,9 @@ def decode_image_bytes(data: bytes, name: str = "image", max_pixels: int = MAX_P
             f"image of {size[0]}x{size[1]} pixels is over the {max_pixels}-pixel limit", input_ref=name)
     if is_pdf(data):
         raise InvalidInputError("this is a PDF, not an image", input_ref=name)
+    if truncated(data):
+        raise InvalidInputError("truncated image (the file ends before its end-of-image marker)",
+                                input_ref=name)
     try:
         img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     except cv2.error as exc:  # OpenCV refuses some corrupt headers by raising
@@ -171,6 +174,16 @@ def decode_image_bytes(data: bytes, name: str = "image", max_pixels: int = MAX_P
         raise InvalidInputError("not a decodable image (corrupt, truncated or not an image format)",
                                 input_ref=name)
     return img
+
+
+def truncated(data: bytes) -> bool:
+    """A JPEG without an end-of-image marker after its last scan, or a PNG without IEND: OpenCV
+    4.10 decodes what is there and fills the rest with grey, which would OCR half an image."""
+    if data[:3] == b"\xff\xd8\xff":  # markers cannot occur inside entropy-coded data (stuffing)
+        return data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda")
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return data.rfind(b"IEND") < 0
+    return False
 
 
 def render_pdf_bytes(data: bytes, name: str = "document.pdf", pages=None,
