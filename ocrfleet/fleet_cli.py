@@ -116,8 +116,9 @@ def worker_argv(settings, args) -> tuple[list[str], dict[str, str]]:
     metrics_port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
     if metrics_port:
         env["OCRFLEET_METRICS_PORT"] = str(metrics_port)
-        env.setdefault("PROMETHEUS_MULTIPROC_DIR", os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-                       or tempfile.mkdtemp(prefix="ocrfleet-prom-"))
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # ours: removed at worker shutdown
+            env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ocrfleet-prom-")
+            env["OCRFLEET_PROM_DIR_TEMP"] = "1"
     queues = args.queues or ",".join(settings.queue(q) for q in (kind, "any", "webhooks"))
     argv = [sys.executable, "-m", "celery", "-A", "ocrfleet.workers.app", "worker",
             "-P", pool, "-Q", queues, "-l", args.loglevel]

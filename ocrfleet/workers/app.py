@@ -55,6 +55,16 @@ def _on_process_init(**_):
         cache.get(name)
 
 
+@signals.worker_shutdown.connect
+def _remove_metrics_dir(**_):
+    """The Prometheus multiprocess directory `ocrfleet worker` made for this worker."""
+    import shutil
+
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if path and os.environ.get("OCRFLEET_PROM_DIR_TEMP") == "1":
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @signals.worker_process_shutdown.connect
 def _on_process_shutdown(pid=None, **_):
     metrics.child_exited(pid or os.getpid())
