@@ -60,6 +60,7 @@ class WeedS3:
         names = ["master", "volume", "filer", "s3", "lance", "iceberg", "admin", "master_grpc",
                  "volume_grpc", "filer_grpc", "s3_grpc", "admin_grpc"]
         P = dict(zip(names, free_ports(len(names))))
+        self.ports = P
         os.makedirs(f"{d}/logs")
         os.makedirs(f"{d}/data")
         weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
@@ -110,6 +111,8 @@ class WeedS3:
         stop(self.proc)
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+        for kind in ("master", "volume", "filer", "s3", "admin"):  # weed's gRPC sockets in /tmp
+            Path(f"/tmp/seaweedfs-{kind}-grpc-{self.ports.get(kind + '_grpc')}.sock").unlink(missing_ok=True)
 
 
 class RedisServer:
