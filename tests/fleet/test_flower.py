@@ -57,6 +57,7 @@ def flower(settings, worker):
         log.close()
         if proc.returncode not in (0, -15, None):
             print(open(log.name).read()[-3000:])
+        os.unlink(log.name)
 
 
 def test_flower_sees_worker_and_task(flower, producer, worker, inputs):
