@@ -24,6 +24,7 @@ def v4_json_dir(v4_official_dir, tmp_path_factory, monkeypatch_module):
     tmp = conv.PADDLE2ONNX_EXPORT_TEMP_DIR
     shutil.copy(os.path.join(tmp, "inference_pt.json"), out / "inference.json")
     shutil.copy(os.path.join(tmp, "inference_pt.pdiparams"), out / "inference.pdiparams")
+    shutil.rmtree(tmp, ignore_errors=True)  # kept for us by P2O_KEEP_TEMP_MODEL: nothing left in /tmp
     shutil.copy(v4_official_dir / "inference.yml", out / "inference.yml")
     (out / "unused.onnx").unlink()
     return out

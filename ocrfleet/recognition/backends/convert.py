@@ -76,7 +76,8 @@ def onnx_path(files: ModelFiles) -> Path:
         # (sym_shape_infer_temp.onnx, uuid-named blobs) into its working directory, and
         # importing paddle would add ~0.5 GB to this process for good
         with tempfile.TemporaryDirectory(prefix="ocrfleet-convert-") as scratch:
-            env = {**os.environ, "POLYGRAPHY_AUTOINSTALL_DEPS": "0"}  # never pip-install at run time
+            # never pip-install at run time; paddle2onnx temp models go to the scratch dir too
+            env = {**os.environ, "POLYGRAPHY_AUTOINSTALL_DEPS": "0", "TMPDIR": scratch}
             proc = subprocess.run([sys.executable, "-m", "ocrfleet.recognition.backends.convert",
                                    str(files.model_file), str(files.params_file), tmp],
                                   cwd=scratch, env=env, capture_output=True, text=True)
