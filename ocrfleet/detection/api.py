@@ -33,6 +33,7 @@ from ocrfleet.errors import InputTooLargeError, InvalidInputError, OcrFleetError
 from ocrfleet.recognition import inputs, sources
 from ocrfleet.recognition.backends import select
 from ocrfleet.recognition.backends.base import EngineOptions
+from ocrfleet.recognition.engine import check_array
 from ocrfleet.recognition.devices import parse_device
 from ocrfleet.recognition.inputs import Item, windows
 from ocrfleet.recognition.preprocess import to_bgr
@@ -62,12 +63,7 @@ def _number(v, default):
 
 def check_page(img, name: str = "array") -> np.ndarray:
     """Validate a page image and return it as uint8 BGR."""
-    if not isinstance(img, np.ndarray):
-        raise InvalidInputError(f"expected a numpy array, got {type(img).__name__}", input_ref=name)
-    if img.size == 0 or img.ndim not in (2, 3) or img.shape[0] == 0 or img.shape[1] == 0:
-        raise InvalidInputError(f"empty or zero-size image of shape {img.shape}", input_ref=name)
-    if img.ndim == 3 and img.shape[2] not in (1, 3, 4):
-        raise InvalidInputError(f"image has {img.shape[2]} channels; expected 1, 3 or 4", input_ref=name)
+    check_array(img, name)
     h, w = img.shape[:2]
     if h * w > inputs.MAX_PIXELS:
         raise InputTooLargeError(f"image of {w}x{h} pixels is over the {inputs.MAX_PIXELS}-pixel limit "
@@ -106,12 +102,7 @@ class TextDetection:
         opts = EngineOptions(device=kind, device_id=dev_id, enable_mkldnn=enable_mkldnn,
                              mkldnn_cache_capacity=mkldnn_cache_capacity, cpu_threads=cpu_threads,
                              use_tensorrt=use_tensorrt, precision=precision)
-        if backend:
-            self.backend_impl = select.create(backend, self.files, opts)
-        elif enable_hpi:
-            _, self.backend_impl = select.fastest(self.files, opts)
-        else:
-            self.backend_impl = select.create_default(self.files, opts)
+        self.backend_impl = select.choose(self.files, opts, backend, enable_hpi)
         self._lock = threading.Lock()
 
     def _configure(self, limit_side_len, limit_type, thresh, box_thresh, unclip_ratio, max_side_limit):

@@ -30,12 +30,7 @@ class Recognizer:
         self.files = files
         self.opts = opts
         t0 = time.perf_counter()
-        if backend:
-            self.backend: Backend = select.create(backend, files, opts)
-        elif enable_hpi:
-            _, self.backend = select.fastest(files, opts, progress=_hpi_progress(files.name))
-        else:
-            self.backend = select.create_default(files, opts)
+        self.backend: Backend = select.choose(files, opts, backend, enable_hpi, _hpi_progress(files.name))
         probe = self.backend.run(np.zeros((1, 3, files.input_shape[1], files.input_shape[2]), np.float32))
         self.decoder = CTCDecoder(files.characters, probe.shape[2])
         self.load_seconds = time.perf_counter() - t0
@@ -100,14 +95,19 @@ def plan_batches(sizes: list[tuple[int, int]], shape, batch_size: int, pack: str
     return batches
 
 
-def check_line(img: np.ndarray, name: str = "array") -> np.ndarray:
-    """Validate one line image and return it as uint8 BGR; InvalidInputError otherwise."""
+def check_array(img, name: str = "array") -> None:
+    """An image array of 1, 3 or 4 channels with pixels; InvalidInputError otherwise."""
     if not isinstance(img, np.ndarray):
         raise InvalidInputError(f"expected a numpy array, got {type(img).__name__}", input_ref=name)
     if img.size == 0 or img.ndim not in (2, 3) or img.shape[0] == 0 or img.shape[1] == 0:
         raise InvalidInputError(f"empty or zero-size image of shape {img.shape}", input_ref=name)
     if img.ndim == 3 and img.shape[2] not in (1, 3, 4):
         raise InvalidInputError(f"image has {img.shape[2]} channels; expected 1, 3 or 4", input_ref=name)
+
+
+def check_line(img: np.ndarray, name: str = "array") -> np.ndarray:
+    """Validate one line image and return it as uint8 BGR; InvalidInputError otherwise."""
+    check_array(img, name)
     h, w = img.shape[:2]
     if w / h > MAX_ASPECT or h / w > MAX_ASPECT:
         raise InvalidInputError(f"image of {w}x{h} pixels is not a text line (aspect ratio over {MAX_ASPECT})",

@@ -61,12 +61,7 @@ class TextLineOrientationClassification:
         opts = EngineOptions(device=kind, device_id=dev_id, enable_mkldnn=enable_mkldnn,
                              mkldnn_cache_capacity=mkldnn_cache_capacity, cpu_threads=cpu_threads,
                              use_tensorrt=use_tensorrt, precision=precision)
-        if backend:
-            self.backend_impl = select.create(backend, self.files, opts)
-        elif enable_hpi:
-            _, self.backend_impl = select.fastest(self.files, opts)
-        else:
-            self.backend_impl = select.create_default(self.files, opts)
+        self.backend_impl = select.choose(self.files, opts, backend, enable_hpi)
         self._lock = threading.Lock()
 
     def _configure(self, topk):

@@ -63,3 +63,13 @@ def fastest(files: ModelFiles, opts: EngineOptions, progress=None) -> tuple[str,
     from ocrfleet.recognition.backends import hpi
 
     return hpi.choose(files, opts, progress=progress)
+
+
+def choose(files: ModelFiles, opts: EngineOptions, backend: str | None = None, enable_hpi: bool = False,
+           progress=None) -> Backend:
+    """The backend every module loads: the one named, high-performance mode's, or the default."""
+    if backend:
+        return create(backend, files, opts)
+    if enable_hpi:
+        return fastest(files, opts, progress=progress)[1]
+    return create_default(files, opts)
