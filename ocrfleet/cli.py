@@ -13,6 +13,7 @@ PLUGINS = (
     "ocrfleet.recognition.models_cli",
     "ocrfleet.recognition.evaluate",
     "ocrfleet.fleet_cli",
+    "ocrfleet.dev_fleet",
     "ocrfleet.modules_cli",
     "ocrfleet.ocr.cli",
     "ocrfleet.recognition.hpi_cli",

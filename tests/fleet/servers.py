@@ -2,11 +2,8 @@
 a webhook receiver, and ``ocrfleet worker`` subprocesses."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -15,104 +12,13 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from ocrfleet import dev_fleet
+
 REPO = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def free_ports(n: int, below: int = 55000) -> list[int]:
-    """n distinct free ports (below 55000: weed derives gRPC ports as port+10000 otherwise)."""
-    ports: set[int] = set()
-    while len(ports) < n:
-        p = free_port()
-        if p < below:
-            ports.add(p)
-    return list(ports)
-
-
-def stop(proc: subprocess.Popen, grace: float = 5.0) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-
-
-class WeedS3:
-    ak, sk = "fleetkey", "fleetsecret"
-
-    def __init__(self, buckets=("ocr-results", "inputs")):
-        self.dir = tempfile.mkdtemp(prefix="fleet-weed-")
-        self.buckets = buckets
-
-    def start(self) -> "WeedS3":
-        d = self.dir
-        with open(f"{d}/s3.json", "w") as fh:
-            json.dump({"identities": [{"name": "t", "credentials": [{"accessKey": self.ak, "secretKey": self.sk}],
-                                       "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}, fh)
-        names = ["master", "volume", "filer", "s3", "lance", "iceberg", "admin", "master_grpc",
-                 "volume_grpc", "filer_grpc", "s3_grpc", "admin_grpc"]
-        P = dict(zip(names, free_ports(len(names))))
-        self.ports = P
-        os.makedirs(f"{d}/logs")
-        os.makedirs(f"{d}/data")
-        weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
-        args = [weed, f"-logdir={d}/logs", "mini", f"-dir={d}/data", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-                "-master.telemetry=false", f"-master.port={P['master']}", f"-volume.port={P['volume']}",
-                f"-filer.port={P['filer']}", f"-s3.port={P['s3']}", f"-s3.port.lance={P['lance']}",
-                f"-s3.port.iceberg={P['iceberg']}", f"-admin.port={P['admin']}", "-admin.ui=false",
-                f"-master.port.grpc={P['master_grpc']}", f"-volume.port.grpc={P['volume_grpc']}",
-                f"-filer.port.grpc={P['filer_grpc']}", f"-s3.port.grpc={P['s3_grpc']}",
-                f"-admin.port.grpc={P['admin_grpc']}", f"-s3.localSocket={d}/s3.sock",
-                f"-filer.localSocket={d}/filer.sock", "-webdav=false", f"-s3.config={d}/s3.json"]
-        self.log = open(f"{d}/weed.log", "w")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-                                     env=dict(os.environ, TMPDIR=d))
-        self.endpoint = f"http://127.0.0.1:{P['s3']}"
-        self._wait_ready()
-        return self
-
-    def client(self):
-        import boto3
-        from botocore.config import Config
-
-        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
-                            aws_access_key_id=self.ak, aws_secret_access_key=self.sk,
-                            config=Config(s3={"addressing_style": "path"}))
-
-    def _wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.time() + timeout
-        c = self.client()
-        last = None
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"weed exited: {Path(self.dir, 'weed.log').read_text()[-2000:]}")
-            try:
-                for b in self.buckets:
-                    try:
-                        c.create_bucket(Bucket=b)
-                    except c.exceptions.BucketAlreadyOwnedByYou:
-                        pass
-                c.put_object(Bucket=self.buckets[0], Key="_ready", Body=b"1")
-                return
-            except Exception as exc:  # noqa: BLE001 - not up yet
-                last = exc
-                time.sleep(0.3)
-        raise RuntimeError(f"weed mini not ready after {timeout} s: {last}")
-
-    def stop(self) -> None:
-        stop(self.proc)
-        self.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-        for kind in ("master", "volume", "filer", "s3", "admin"):  # weed's gRPC sockets in /tmp
-            Path(f"/tmp/seaweedfs-{kind}-grpc-{self.ports.get(kind + '_grpc')}.sock").unlink(missing_ok=True)
+# shared with `ocrfleet dev-fleet`
+WeedS3, free_port, free_ports, stop = dev_fleet.WeedS3, dev_fleet.free_port, dev_fleet.free_ports, dev_fleet.stop
 
 
 class RedisServer:
