@@ -7,6 +7,7 @@ import importlib
 import sys
 
 from ocrfleet.errors import OcrFleetError
+from ocrfleet.exit_codes import Exit
 
 # modules that add their own sub-commands with register(subparsers); one per line
 PLUGINS = (
@@ -95,7 +96,7 @@ def main(argv=None) -> int:
         return int(args.func(args) or 0)
     except OcrFleetError as exc:
         print(f"error [{exc.code}]: {exc}", file=sys.stderr)
-        return 2
+        return Exit.USAGE
 
 
 if __name__ == "__main__":

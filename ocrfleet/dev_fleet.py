@@ -226,7 +226,7 @@ def run(args) -> int:
             fh.write("".join(f"export {k}='{v}'\n" for k, v in exports.items()))
         sample = Path.cwd() / SAMPLE_LINE
         ref = f"file://{sample}" if sample.is_file() else f"file://{settings.allowed_file_roots[0]}/LINE.png"
-        print(f"\nready: S3 {s3.endpoint} (buckets {', '.join(s3.buckets)}), worker {hostname.replace("%h", socket.gethostname())}, Redis {args.redis}")
+        print(f"\nready: S3 {s3.endpoint} (buckets {', '.join(s3.buckets)}), worker {hostname.replace('%h', socket.gethostname())}, Redis {args.redis}")
         print(f"the producer's environment ({path}):")
         print("".join(f"  export {k}='{v}'\n" for k, v in exports.items()), end="")
         print(f'in another shell:\n  eval "$(ocrfleet dev-fleet env)"\n  ocrfleet submit {ref} --wait')

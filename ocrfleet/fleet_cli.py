@@ -11,6 +11,8 @@ import os
 import sys
 import tempfile
 
+from ocrfleet.exit_codes import Exit
+
 
 def register(subparsers) -> None:
     w = subparsers.add_parser("worker", help="run a Celery recognition worker")
@@ -48,7 +50,9 @@ def register(subparsers) -> None:
     s.add_argument("--model", dest="model_name", default=None)
     s.add_argument("--batch-size", type=int, default=None)
     s.add_argument("--pages", default=None, help="PDF pages, comma-separated 0-based indices")
-    s.add_argument("--regions", default=None, help="JSON: one list of boxes/quads per input")
+    s.add_argument("--regions", default=None,
+                   help="JSON, as Producer.submit's regions: with one input, its boxes/quads "
+                        "([[x1,y1,x2,y2], ...] or [[[x,y]x4], ...]); else one list (or null) per input")
     s.add_argument("--webhook-url", default=None)
     s.add_argument("--priority", default="normal", help="high|normal|low|bulk or 0..9 (0 highest)")
     s.add_argument("--device", default="cpu", choices=["cpu", "gpu", "any"])
@@ -62,9 +66,16 @@ def register(subparsers) -> None:
     s.add_argument("--textline-orientation", action=argparse.BooleanOptionalAction, default=None,
                    help="page jobs: turn lines the classifier finds upside down (default off)")
     s.add_argument("--wait", action="store_true",
-                   help="wait and print the result record (and each page's text, for page jobs)")
-    s.add_argument("--timeout", type=float, default=600.0)
+                   help="wait and print the recognised text (exit 0 succeeded, 1 failed, 3 timed out)")
+    s.add_argument("--json", action="store_true",
+                   help="with --wait: print the job id and the result record as JSON instead")
+    s.add_argument("--timeout", type=float, default=600.0, help="seconds --wait waits (default 600)")
     s.set_defaults(func=cmd_submit)
+
+    r = subparsers.add_parser("result", help="print a job's stored result (JSON)")
+    r.add_argument("job_id")
+    r.add_argument("--text", action="store_true", help="only the recognised text")
+    r.set_defaults(func=cmd_result)
 
     h = subparsers.add_parser("webhooks", help="webhook operations")
     hs = h.add_subparsers(dest="webhooks_cmd", required=True)
@@ -163,38 +174,123 @@ def _producer():
     return Producer()
 
 
-def cmd_submit(args) -> int:
+def _inputs_and_regions(args):
+    """Producer.submit's shapes: one input takes its own region list, several one list each."""
+    regions = json.loads(args.regions) if args.regions else None
+    return (args.inputs[0] if len(args.inputs) == 1 else args.inputs), regions
+
+
+def _enqueue(args):
+    """Submit; the job, or the exit status after printing why not."""
+    import redis
+
     from ocrfleet.errors import OcrFleetError
-    from ocrfleet.producer import EnqueueError, SpecError
+    from ocrfleet.producer import EnqueueError, JobConflictError, SpecError
 
     priority = int(args.priority) if str(args.priority).isdigit() else args.priority
     try:
-        job = _producer().submit(
-            args.inputs, model_name=args.model_name, batch_size=args.batch_size,
-            pages=[int(p) for p in args.pages.split(",")] if args.pages else None,
-            regions=json.loads(args.regions) if args.regions else None,
+        inputs, regions = _inputs_and_regions(args)
+        return _producer().submit(
+            inputs, model_name=args.model_name, batch_size=args.batch_size,
+            pages=[int(p) for p in args.pages.split(",")] if args.pages else None, regions=regions,
             webhook_url=args.webhook_url, priority=priority, device=args.device, job_id=args.job_id,
             metadata=json.loads(args.metadata) if args.metadata else None, visualize=args.visualize,
             mode=args.mode, det_model_name=args.det_model_name, use_textline_orientation=args.textline_orientation)
-    except (SpecError, ValueError, OcrFleetError) as exc:  # JobConflictError is a ValueError
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except JobConflictError as exc:
+        return _fail(Exit.CONFLICT, exc)
+    except (SpecError, ValueError, TypeError, OcrFleetError) as exc:
+        return _fail(Exit.USAGE, exc)
+    except (EnqueueError, redis.RedisError, OSError) as exc:  # the broker refused or is unreachable
+        return _fail(Exit.UNAVAILABLE, exc)
     except RecursionError:  # json.loads of --metadata/--regions nested past Python's limit
-        print("error: --metadata/--regions JSON is nested too deeply", file=sys.stderr)
-        return 2
-    except EnqueueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 3
-    print(job.id)
-    if args.wait:
-        record = job.result(timeout=args.timeout)
-        print(json.dumps(record, ensure_ascii=False))
-        if record.get("status") == "succeeded" and (record.get("summary") or {}).get("pages"):
-            from ocrfleet.tasks.pages import page_texts
+        return _fail(Exit.USAGE, "--metadata/--regions JSON is nested too deeply")
 
-            print(page_texts(job.fetch_result()))
-        return 0 if record.get("status") == "succeeded" else 1
-    return 0
+
+def _fail(status: Exit, message) -> Exit:
+    print(f"error: {message}", file=sys.stderr)
+    return status
+
+
+def cmd_submit(args) -> int:
+    job = _enqueue(args)
+    if isinstance(job, Exit):
+        return job
+    if not args.wait:
+        print(job.id)
+        return Exit.OK
+    try:
+        record = job.result(timeout=args.timeout)
+    except TimeoutError:
+        record = None
+    if record is None:
+        _stop_waiting(job)
+        return _fail(Exit.TIMEOUT, f"job {job.id} not finished after {args.timeout:g} s; it goes on: "
+                                   f"`ocrfleet result {job.id}` prints its result once it is done")
+    if args.json:
+        print(job.id)
+        print(json.dumps(record, ensure_ascii=False))
+    if record.get("status") != "succeeded":
+        error = record.get("error") or {}
+        return _fail(Exit.FAILED, f"job {job.id} {record.get('status')}: [{error.get('code')}] {error.get('message')}")
+    text = _stored_text(job)
+    if isinstance(text, Exit):
+        return text
+    if not args.json or (record.get("summary") or {}).get("pages"):
+        print(text)
+    return Exit.OK
+
+
+def _stop_waiting(job) -> None:
+    """Unsubscribe from a timed-out job's result now: Celery would do it in AsyncResult.__del__
+    at interpreter exit, where redis-py can no longer import and prints a traceback."""
+    import gc
+
+    backend = job.producer.app.backend
+    for mapping in getattr(backend, "_pending_results", ()):  # celery 5.7's async backends
+        for waiting in list((mapping.get(job.id) or {}).values()):
+            backend.remove_pending_result(waiting)
+    gc.collect()
+
+
+def _stored(job):
+    """The job's result object, or the exit status after printing why there is none."""
+    from botocore.exceptions import ClientError
+
+    from ocrfleet.storage.s3 import TransientStorageError
+
+    try:
+        return job.fetch_result()
+    except ClientError:  # 404: not written (yet)
+        status = job.status()
+        return _fail(Exit.NOT_FOUND, f"no stored result for job {job.id} (status: {status})")
+    except TransientStorageError as exc:
+        return _fail(Exit.UNAVAILABLE, exc)
+
+
+def _stored_text(job):
+    result = _stored(job)
+    return result if isinstance(result, Exit) else result_text(result)
+
+
+def result_text(result: dict) -> str:
+    """A result's text: each page's text under a header for page jobs, else one line per item."""
+    if result.get("pages"):
+        from ocrfleet.tasks.pages import page_texts
+
+        return page_texts(result)
+    return "\n".join(item.get("rec_text", "") for item in result.get("items") or [])
+
+
+def cmd_result(args) -> int:
+    result = _stored(_producer().job(args.job_id))
+    if isinstance(result, Exit):
+        return result
+    print(result_text(result) if args.text else json.dumps(result, ensure_ascii=False, indent=1))
+    if result.get("status") != "succeeded":
+        error = result.get("error") or {}
+        return _fail(Exit.FAILED, f"job {args.job_id} {result.get('status')}: [{error.get('code')}] "
+                                  f"{error.get('message')}")
+    return Exit.OK
 
 
 def cmd_dead_list(args) -> int:
@@ -255,7 +351,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="ocrfleet")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
-    return args.func(args)
+    return int(args.func(args))
 
 
 if __name__ == "__main__":

@@ -170,7 +170,7 @@ def test_bad_pages_give_their_documented_result_and_the_worker_stays_up(page_pro
 def test_submit_cli_prints_the_page_text(page_settings, page_worker, inputs):
     env = dict(to_env(page_settings), PYTHONPATH=str(REPO))
     out = subprocess.run([sys.executable, "-m", "ocrfleet.fleet_cli", "submit", "s3://inputs/pdf/text.pdf",
-                          "--pages", "1", "--mode", "page", "--wait", "--timeout", "120"],
+                          "--pages", "1", "--mode", "page", "--wait", "--json", "--timeout", "120"],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stderr
     record = json.loads(out.stdout.splitlines()[1])

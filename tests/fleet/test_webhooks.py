@@ -110,7 +110,7 @@ def test_signature_verification_recipe():
 
 
 def test_cli_submit_wait(settings, worker, inputs):
-    out = _cli(settings, "submit", inputs["lines"][7], "--model", "PP-OCRv6_tiny_rec", "--wait", "--timeout", "60")
+    out = _cli(settings, "submit", inputs["lines"][7], "--model", "PP-OCRv6_tiny_rec", "--wait", "--json", "--timeout", "60")
     assert out.returncode == 0, out.stderr
     job_id, record = out.stdout.splitlines()
     assert json.loads(record)["job_id"] == job_id and json.loads(record)["status"] == "succeeded"
