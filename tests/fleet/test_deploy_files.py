@@ -21,6 +21,9 @@ def test_compose_parses_and_has_the_fleet():
     gpu = compose["services"]["worker-gpu"]["deploy"]["resources"]["reservations"]["devices"][0]
     assert gpu["capabilities"] == ["gpu"]
     assert "noeviction" in compose["services"]["redis"]["command"]
+    flower = compose["services"]["flower"]  # the fleet's app and settings, not a bare broker URL
+    assert flower["environment"]["OCRFLEET_RESULT_BACKEND"] == compose["services"]["worker-cpu"]["environment"][
+        "OCRFLEET_RESULT_BACKEND"] and flower["entrypoint"][:3] == ["celery", "-A", "ocrfleet.workers.app"]
 
 
 def test_dockerfiles_run_the_fleet_cli():

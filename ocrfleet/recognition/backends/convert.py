@@ -68,7 +68,8 @@ def onnx_path(files: ModelFiles) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     if importlib.util.find_spec("paddle2onnx") is None:
         raise ModelUnavailableError(
-            f"{files.name} is in Paddle format; converting it to ONNX needs paddle2onnx")
+            f"{files.name} is in Paddle format; converting it to ONNX needs paddle2onnx and paddlepaddle, "
+            f"the `paddle` extra: pip install 'ocrfleet[paddle]' (or use a bundled ONNX model, `ocrfleet models`)")
     fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=out.parent)
     os.close(fd)
     try:

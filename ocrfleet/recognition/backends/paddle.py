@@ -2,10 +2,23 @@
 engine (dynamic shapes from the model's inference.yml, engine cache on disk) on the GPU."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ocrfleet.recognition.backends.base import Backend, EngineOptions
 from ocrfleet.recognition.sources import ModelFiles, cache_root
+
+INSTALL_PADDLE = "pip install 'ocrfleet[paddle]'"  # Paddle is an extra: Paddle-format models only
+
+
+def import_paddle():
+    """``paddle``, without its import-time "No ccache found" warning on the user's stderr."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="No ccache found")
+        import paddle
+    return paddle
+
 
 # min / opt / max input shapes for the TensorRT subgraph when the yml gives none
 DEFAULT_TRT_SHAPES = {"x": [[1, 3, 48, 160], [1, 3, 48, 320], [8, 3, 48, 3200]]}
@@ -30,7 +43,7 @@ class PaddleBackend(Backend):
 
     def __init__(self, files: ModelFiles, opts: EngineOptions):
         super().__init__(files, opts)
-        from paddle import inference
+        inference = import_paddle().inference
 
         config = inference.Config(str(files.model_file), str(files.params_file))
         if opts.device == "gpu":
@@ -74,9 +87,9 @@ class PaddleBackend(Backend):
         if files.fmt != "paddle":
             return f"{files.name} from {files.source} is ONNX; Paddle Inference needs a Paddle-format model"
         try:
-            import paddle
+            paddle = import_paddle()
         except ImportError:
-            return "paddlepaddle is not installed"
+            return f"paddlepaddle is not installed ({INSTALL_PADDLE})"
         if opts.device == "gpu" and not paddle.device.is_compiled_with_cuda():
             return "this paddlepaddle build has no CUDA (install paddlepaddle-gpu)"
         return None

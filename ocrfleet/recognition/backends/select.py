@@ -54,7 +54,19 @@ def create_default(files: ModelFiles, opts: EngineOptions) -> Backend:
             return create(name, files, opts)
         except Exception as exc:  # noqa: BLE001 - try the next engine, report all if none loads
             errors.append(f"{name}: {exc}")
-    raise BackendUnavailableError(f"no backend can run {files.name} on {opts.device}: {'; '.join(errors)}")
+    raise BackendUnavailableError(f"no backend can run {files.name} on {opts.device}: "
+                                  f"{'; '.join(errors or unavailable_reasons(files, opts))}")
+
+
+def unavailable_reasons(files: ModelFiles, opts: EngineOptions) -> list[str]:
+    """Why no backend can even try ``files`` on ``opts.device`` (the GPU first: the usual cause)."""
+    from ocrfleet.recognition.devices import gpu_count
+
+    reasons = [f"{n}: {why}" for n, cls in registry().items() if (why := cls.available(files, opts))]
+    if opts.device != "cpu" and not gpu_count():
+        reasons.insert(0, "no NVIDIA GPU is visible to this process (no /dev/nvidia* device, or no CUDA "
+                          "build of paddlepaddle/onnxruntime); use device 'cpu' (--device cpu)")
+    return reasons
 
 
 def fastest(files: ModelFiles, opts: EngineOptions, progress=None) -> tuple[str, Backend]:
