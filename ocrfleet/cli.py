@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
 from ocrfleet.errors import OcrFleetError
@@ -90,8 +91,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def log_to_stderr() -> None:
+    """The library's own log lines (enable_hpi's probe progress, hub downloads, skipped inputs)
+    on stderr, as plain lines; a worker configures its own (structlog)."""
+    log = logging.getLogger("ocrfleet")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False  # Paddle configures the root logger when imported: no second copy
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    log_to_stderr()
     try:
         return int(args.func(args) or 0)
     except OcrFleetError as exc:

@@ -57,3 +57,14 @@ def test_paddle_import_noise_stays_off_stderr(tmp_path, v4_official_dir):
     out = run(["text_recognition", "-i", LINE, "--model_dir", str(v4_official_dir), "--backend", "paddle"], tmp_path)
     assert out.returncode == 0 and '"rec_text": "' in out.stdout
     assert out.stderr == "", out.stderr  # no ccache warning, no glog lines
+
+
+def test_enable_hpi_first_probe_shows_progress(tmp_path):
+    out = run(["text_recognition", "-i", LINE, "--model_name", "PP-OCRv6_tiny_rec", "--enable_hpi", "True"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = out.stderr.splitlines()
+    assert lines[0].startswith("enable_hpi: measuring onnxruntime, openvino for PP-OCRv6_tiny_rec")
+    assert "enable_hpi: PP-OCRv6_tiny_rec: loading backend 2/2, openvino" in lines
+    assert lines[-1] == "enable_hpi: PP-OCRv6_tiny_rec probe round 5/5"
+    again = run(["text_recognition", "-i", LINE, "--model_name", "PP-OCRv6_tiny_rec", "--enable_hpi", "True"], tmp_path)
+    assert again.returncode == 0 and again.stderr == ""  # remembered: no probe, nothing said

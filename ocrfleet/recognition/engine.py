@@ -63,10 +63,7 @@ def _hpi_progress(name: str):
 
     log = logging.getLogger("ocrfleet")
 
-    def report(done: int, total: int) -> None:
-        if done == 1:
-            log.warning("enable_hpi: measuring the backends for %s on this machine (once; "
-                        "remembered, see `ocrfleet hpi show`)", name)
+    def report(done: int, total: int) -> None:  # the probe itself announces it and each backend's load
         log.info("enable_hpi: %s probe round %d/%d", name, done, total)
 
     return report

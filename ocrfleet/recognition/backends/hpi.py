@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import platform
 import statistics
@@ -194,12 +195,16 @@ def probe(files: ModelFiles, opts: EngineOptions, rounds: int = ROUNDS, progress
     order = select.default_order(files, opts)
     if not order:
         raise BackendUnavailableError(f"no backend can run {files.name} on {opts.device}")
+    log = logging.getLogger("ocrfleet")  # stderr: the first probe takes seconds, say what it does
+    log.warning("enable_hpi: measuring %s for %s on this machine (once; remembered, see `ocrfleet hpi show`)",
+                ", ".join(order), files.name)
     loaded: dict[str, Backend] = {}
-    for name in order:
+    for i, name in enumerate(order, 1):
+        log.info("enable_hpi: %s: loading backend %d/%d, %s", files.name, i, len(order), name)
         try:
             loaded[name] = select.create(name, files, opts)
-        except Exception:  # noqa: BLE001 - a backend that fails to load is not a candidate
-            continue
+        except Exception as exc:  # noqa: BLE001 - a backend that fails to load is not a candidate
+            log.info("enable_hpi: %s: %s is not a candidate (%s)", files.name, name, exc)
     if not loaded:
         raise BackendUnavailableError(f"no backend can load {files.name} on {opts.device}")
     default = next(iter(loaded))  # the first of the measured default order that loads
