@@ -163,6 +163,14 @@ def cmd_worker(args) -> int:
     if args.dry_run:
         print(" ".join(f"{k}={v}" for k, v in env.items()), " ".join(argv))
         return 0
+    if env["OCRFLEET_WORKER_DEVICE"].startswith("gpu"):
+        from ocrfleet.recognition.devices import gpu_count
+
+        if not gpu_count():  # else every child would fail to load its models, one log line each
+            print("error: --device gpu, but no NVIDIA GPU is visible to this process (no /dev/nvidia* "
+                  "device, or no CUDA build of paddlepaddle/onnxruntime); run `ocrfleet worker --device cpu`",
+                  file=sys.stderr)
+            return Exit.USAGE
     os.environ.update(env)
     os.execvp(argv[0], argv)
     return 1  # pragma: no cover

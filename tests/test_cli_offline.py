@@ -18,10 +18,10 @@ LINE = str(REPO / "tests/data/real/rec/wildreceipt_lines/imgs/1_002.png")
 WITHOUT_PADDLE = "import sys; sys.modules.update(paddle=None, paddle2onnx=None); "
 
 
-def run(args: list[str], tmp_path, prelude: str = "", **env) -> subprocess.CompletedProcess:
+def run(args: list[str], tmp_path, prelude: str = "", timeout: float = 240, **env) -> subprocess.CompletedProcess:
     code = prelude + "from ocrfleet.cli import main; sys.exit(main(sys.argv[1:]))"
     return subprocess.run([sys.executable, "-c", "import sys; " + code, *args], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=240, env=dict(os.environ, PYTHONPATH=str(REPO),
+                          text=True, timeout=timeout, env=dict(os.environ, PYTHONPATH=str(REPO),
                                                            OCRFLEET_HOME=str(tmp_path / "home"), **env))
 
 
@@ -41,6 +41,10 @@ def test_gpu_without_a_gpu_says_why(tmp_path):
     out = run(["text_recognition", "-i", LINE, "--model_name", "PP-OCRv5_mobile_rec", "--device", "gpu"], tmp_path)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "no NVIDIA GPU is visible" in out.stderr and "--device cpu" in out.stderr
+    # a GPU worker refuses to start rather than failing in every child (a started worker would
+    # outlive the timeout: the test fails then)
+    worker = run(["worker", "--device", "gpu:0"], tmp_path, timeout=60, OCRFLEET_ALLOW_UNSIGNED_WEBHOOKS="1")
+    assert worker.returncode == 2 and "no NVIDIA GPU is visible" in worker.stderr
 
 
 def test_without_paddle_bundled_models_run_and_paddle_paths_say_how_to_install(tmp_path, v4_official_dir):
