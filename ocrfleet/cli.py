@@ -1,5 +1,6 @@
-"""``ocrfleet`` command line: text_recognition (as ``paddleocr text_recognition``), models,
-eval, and the fleet commands (worker, submit, webhooks)."""
+"""``ocrfleet`` command line: text_recognition (as ``paddleocr text_recognition``), the other
+modules, ocr, models, eval, hpi, and the fleet commands (worker, submit, result, dev-fleet,
+webhooks, messages)."""
 from __future__ import annotations
 
 import argparse
@@ -77,7 +78,9 @@ def run_text_recognition(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ocrfleet", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="ocrfleet", description=__doc__,
+        epilog="exit statuses: " + ", ".join(f"{e.value} {e.name.lower().replace('_', ' ')}" for e in Exit))
     sub = parser.add_subparsers(dest="command", required=True)
     add_text_recognition(sub)
     for name in PLUGINS:

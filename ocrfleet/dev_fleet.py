@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -223,12 +224,12 @@ def run(args) -> int:
         exports = producer_env(settings)
         path.parent.mkdir(parents=True, exist_ok=True)
         with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
-            fh.write("".join(f"export {k}='{v}'\n" for k, v in exports.items()))
+            fh.write("".join(f"export {k}={shlex.quote(v)}\n" for k, v in exports.items()))
         sample = Path.cwd() / SAMPLE_LINE
         ref = f"file://{sample}" if sample.is_file() else f"file://{settings.allowed_file_roots[0]}/LINE.png"
         print(f"\nready: S3 {s3.endpoint} (buckets {', '.join(s3.buckets)}), worker {hostname.replace('%h', socket.gethostname())}, Redis {args.redis}")
         print(f"the producer's environment ({path}):")
-        print("".join(f"  export {k}='{v}'\n" for k, v in exports.items()), end="")
+        print("".join(f"  export {k}={shlex.quote(v)}\n" for k, v in exports.items()), end="")
         print(f'in another shell:\n  eval "$(ocrfleet dev-fleet env)"\n  ocrfleet submit {ref} --wait')
         print("Ctrl-C stops the worker and S3.", flush=True)
         while True:

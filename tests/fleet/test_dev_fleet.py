@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -73,7 +74,9 @@ def test_cli_exit_statuses_and_result_against_the_fleet(fleet, env, tmp_path):
     the stored JSON or its text. Runs before the test that stops the fleet (file order)."""
     exports = ocrfleet(env, "dev-fleet", "env")
     assert exports.returncode == 0
-    fleet_env = dict(env, **dict(re.findall(r"export (\w+)='([^']*)'", exports.stdout)))
+    pairs = [shlex.split(line)[1].split("=", 1) for line in exports.stdout.splitlines()]
+    fleet_env = dict(env, **dict(pairs))
+    assert {"OCRFLEET_BROKER_URL", "OCRFLEET_S3_ENDPOINT_URL", "OCRFLEET_ALLOWED_FILE_ROOTS"} <= set(dict(pairs))
 
     ok = ocrfleet(fleet_env, "submit", f"file://{LINE}", "--regions", "[[0, 0, 120, 30]]", "--wait", "--json")
     assert ok.returncode == 0, ok.stderr
