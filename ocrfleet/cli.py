@@ -4,6 +4,7 @@ webhooks, messages)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import sys
@@ -94,23 +95,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def log_to_stderr() -> None:
+@contextlib.contextmanager
+def log_to_stderr():
     """The library's own log lines (enable_hpi's probe progress, hub downloads, skipped inputs)
-    on stderr, as plain lines; a worker configures its own (structlog)."""
+    on stderr as plain lines while a command runs; the logger is restored afterwards (a worker
+    configures its own logging, structlog)."""
     log = logging.getLogger("ocrfleet")
-    if not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
-        log.propagate = False  # Paddle configures the root logger when imported: no second copy
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    saved = log.level, log.propagate
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False  # Paddle configures the root logger when imported: no second copy
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(saved[0])
+        log.propagate = saved[1]
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    log_to_stderr()
     try:
-        return int(args.func(args) or 0)
+        with log_to_stderr():
+            return int(args.func(args) or 0)
     except OcrFleetError as exc:
         print(f"error [{exc.code}]: {exc}", file=sys.stderr)
         return Exit.USAGE
