@@ -9,12 +9,10 @@ import redis
 
 from ocrfleet.config.celery import PRIORITY_NAMES, make_celery
 from ocrfleet.config.settings import Settings, load_settings
-from ocrfleet.producer import spec as jobspec
+from ocrfleet.jobs import contract
+from ocrfleet.jobs import spec as jobspec
+from ocrfleet.jobs.contract import RECOGNIZE_TASK, JobStatus
 from ocrfleet.producer.replication import reenqueue_claim, send_replicated
-
-RECOGNIZE_TASK = "ocrfleet.recognize"
-STATE_NAMES = {"PENDING": "queued", "RECEIVED": "queued", "STARTED": "running",
-               "RETRY": "retrying", "REVOKED": "cancelled", "FAILURE": "failed"}
 
 
 class JobConflictError(ValueError):
@@ -76,34 +74,34 @@ class Job:
 
     @property
     def result_uri(self) -> str:
-        s = self.producer.settings
-        return f"s3://{s.results_bucket}/{s.results_prefix}/{self.id}.json"
+        return contract.result_uri(self.producer.settings, self.id)
 
     def _async(self):
         return self.producer.app.AsyncResult(self.id)
 
-    def status(self) -> str:
-        """queued | running | retrying | succeeded | failed | cancelled | unknown"""
+    def status(self) -> JobStatus | str:
+        """A ``JobStatus`` (a str): queued | running | retrying | succeeded | failed | cancelled | unknown"""
         r = self._async()
         state = r.state
         if state == "SUCCESS":
-            return (r.result or {}).get("status", "succeeded")
+            return JobStatus((r.result or {}).get("status", JobStatus.SUCCEEDED))
         if state == "PENDING":  # no record yet: the worker's running mark, cancel flag, claim
             s = self.producer.settings
             pipe = self.producer._redis().pipeline(transaction=False)
-            for kind in ("running", "cancel", "job"):
-                pipe.exists(s.key(kind, self.id))
+            for key in (contract.running_key, contract.cancel_key, contract.job_key):
+                pipe.exists(key(s, self.id))
             running, cancelled, known = pipe.execute()
             if running:
-                return "running"
+                return JobStatus.RUNNING
             if cancelled:
-                return "cancelled"
+                return JobStatus.CANCELLED
             if not known:
-                return "unknown"
-        return STATE_NAMES.get(state, state.lower())
+                return JobStatus.UNKNOWN
+        return contract.CELERY_STATES.get(state, state.lower())
 
     def result(self, timeout: float | None = 60.0) -> dict:
-        """Wait for the job; the backend record: status, summary, result_uri, error."""
+        """Wait for the job; the backend record: status, summary, result_uri, error. A failed job
+        (Celery state FAILURE) or a cancelled one (REVOKED) returns its record too: nothing is raised."""
         r = self._async()
         try:
             value = r.get(timeout=timeout, propagate=False, interval=0.2)
@@ -111,15 +109,16 @@ class Job:
             if type(exc).__name__ == "TimeoutError":
                 raise TimeoutError(f"job {self.id} not finished after {timeout} s") from exc
             raise
-        if r.state == "SUCCESS" and isinstance(value, dict):
-            return value
+        record = contract.record_of(r.state, value)
+        if record is not None:
+            return record
         if r.state == "REVOKED":  # cancelled while queued (the worker then stores the full record)
-            return {"job_id": self.id, "status": "cancelled", "result_uri": None, "summary": None,
+            return {"job_id": self.id, "status": JobStatus.CANCELLED, "result_uri": None, "summary": None,
                     "error": {"code": "CANCELLED", "message": "job was cancelled before it ran"}}
         if type(value).__name__ == "TimeLimitExceeded":
-            return {"job_id": self.id, "status": "failed", "result_uri": None, "summary": None,
+            return {"job_id": self.id, "status": JobStatus.FAILED, "result_uri": None, "summary": None,
                     "error": {"code": "TIME_LIMIT", "message": f"job exceeded the hard time limit ({value})"}}
-        return {"job_id": self.id, "status": "failed", "result_uri": None, "summary": None,
+        return {"job_id": self.id, "status": JobStatus.FAILED, "result_uri": None, "summary": None,
                 "error": {"code": "INTERNAL", "message": f"{type(value).__name__}: {value}"}}
 
     def fetch_result(self) -> dict:
@@ -131,7 +130,7 @@ class Job:
     def cancel(self) -> None:
         """Queued jobs are dropped when a worker picks them up; running jobs stop between inputs."""
         s = self.producer.settings
-        self.producer._redis().set(s.key("cancel", self.id), "1", ex=s.result_expires)
+        self.producer._redis().set(contract.cancel_key(s, self.id), "1", ex=s.result_expires)
         self.producer.app.control.revoke(self.id)
 
 
@@ -207,7 +206,7 @@ class Producer:
         jobspec.validate(spec, s.max_spec_bytes, s.max_inputs, s.max_spec_depth)
         check_refs(s, spec)
         job_id, digest = spec["job_id"], _digest(spec)
-        key = s.key("job", job_id)
+        key = contract.job_key(s, job_id)
         r = self._redis()
         # the claim carries a token of this call: when a connection drops after the SET landed and
         # redis-py retries it, the retry finds our own claim and still enqueues (else: job lost)

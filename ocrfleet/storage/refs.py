@@ -14,7 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ocrfleet.config.settings import Settings
 from ocrfleet.errors import InputNotFoundError, InputTooLargeError, InvalidInputError
-from ocrfleet.producer.spec import url_allowed
+from ocrfleet.jobs.spec import url_allowed
 from ocrfleet.storage import s3
 from ocrfleet.storage.s3 import TransientStorageError
 

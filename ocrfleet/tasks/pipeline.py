@@ -12,8 +12,6 @@ from ocrfleet.recognition.engine import check_line
 from ocrfleet.recognition.inputs import decode_image_bytes, is_pdf, render_pdf_bytes
 from ocrfleet.storage.refs import fetch
 
-RESULT_SCHEMA = "ocrfleet.result/v1"
-
 
 class JobCancelled(Exception):
     pass

@@ -15,11 +15,11 @@ from urllib.parse import urlsplit
 from celery import shared_task
 
 from ocrfleet.config.settings import Settings
-from ocrfleet.producer import signing
+from ocrfleet.jobs import signing
+from ocrfleet.jobs.contract import DELIVER_TASK, webhook_sent_key
 from ocrfleet.redaction import redact_obj
 from ocrfleet.tasks import state
 
-DELIVER_TASK = "ocrfleet.deliver_webhook"
 MAX_RESPONSE = 64 * 1024
 
 
@@ -155,7 +155,7 @@ def deliver_webhook(self, delivery: dict) -> None:
     s: Settings = self.app.ocrfleet_settings
     attempt = self.request.retries + 1
     log = get_logger(job_id=delivery["job_id"], delivery_id=delivery["delivery_id"], attempt=attempt)
-    sent_key = s.key("webhook-sent", delivery["delivery_id"])
+    sent_key = webhook_sent_key(s, delivery["delivery_id"])
     r = state.client(s)
     if r.exists(sent_key):
         log.info("webhook.duplicate_skipped")

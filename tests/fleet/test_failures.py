@@ -2,12 +2,13 @@
 validated before anything is enqueued; job ids are idempotency keys."""
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
 import redis
 
-from ocrfleet.producer import JobConflictError, SpecError
+from ocrfleet.producer import JobConflictError, JobStatus, SpecError
 from ocrfleet.storage.results import read_result
 
 from .conftest import DATA
@@ -20,9 +21,17 @@ def test_missing_object_is_not_found(producer, settings, worker, inputs):
     record = job.result(timeout=60)
     assert record["status"] == "failed"
     assert record["error"]["code"] == "NOT_FOUND", record
-    assert job.status() == "failed"
+    assert job.status() == "failed" and job.status() is JobStatus.FAILED
     stored = read_result(settings, job.id)
     assert stored["error"]["code"] == "NOT_FOUND" and "does/not/exist.png" in stored["error"]["message"]
+    # Celery tooling sees a failure: state FAILURE, the exception names the error code
+    meta = json.loads(redis.Redis.from_url(settings.result_backend).get(
+        producer.app.backend.get_key_for_task(job.id)))
+    assert meta["status"] == "FAILURE", meta
+    assert meta["result"]["exc_type"] == "JobFailed" and meta["result"]["exc_module"] == "ocrfleet.jobs.contract"
+    assert meta["result"]["exc_message"][0]["error"]["code"] == "NOT_FOUND"
+    assert producer.app.AsyncResult(job.id).state == "FAILURE"
+    assert record["result_uri"] == job.result_uri  # the result object stays
 
 
 def test_missing_bucket_is_not_found(producer, worker, inputs):

@@ -75,3 +75,10 @@ def test_flower_sees_worker_and_task(flower, producer, worker, inputs):
     assert task["worker"].startswith(worker.name + "@")
     metrics = _get(f"{flower}/metrics")[1]
     assert 'flower_events_total{task="ocrfleet.recognize",type="task-succeeded"' in metrics
+
+    # a failed job is a failure in Flower too (Celery's FAILURE state), its error code shown
+    bad = producer.submit("s3://inputs/flower/missing.png")
+    assert bad.result(timeout=30)["error"]["code"] == "NOT_FOUND"
+    task = _until(lambda: (t := json.loads(_get(f"{flower}/api/task/info/{bad.id}")[1]))["state"] == "FAILURE"
+                  and t, 15, "the failed task in /api/task/info")
+    assert "NOT_FOUND" in task["exception"] and "missing.png" in task["exception"], task["exception"]

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from ocrfleet.config.settings import to_env
-from ocrfleet.producer.signing import InvalidSignature, headers, verify_signature
+from ocrfleet.jobs.signing import InvalidSignature, headers, verify_signature
 from ocrfleet.tasks import state
 from ocrfleet.tasks.webhooks import BlockedTarget, resolve_target
 

@@ -13,6 +13,8 @@ import numpy as np
 
 from fleet.servers import isolated_settings
 
+from ocrfleet.jobs.contract import record_of
+
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data" / "real"
 MODEL = "PP-OCRv6_tiny_rec"
@@ -52,8 +54,8 @@ def backend_records(settings, job_ids, redis_client=None) -> dict[str, dict]:
             if raw is None:
                 continue
             meta = json.loads(raw)
-            if meta.get("status") in ("SUCCESS", "FAILURE"):
-                out[job_id] = meta["result"] if meta["status"] == "SUCCESS" else {
+            if meta.get("status") in ("SUCCESS", "FAILURE", "REVOKED"):  # a failed job: FAILURE + its record
+                out[job_id] = record_of(meta["status"], meta["result"]) or {
                     "status": "failed", "error": {"code": "TASK_FAILURE", "message": str(meta["result"])}}
     return out
 

@@ -15,7 +15,7 @@ import redis
 
 from ocrfleet.config.settings import to_env
 from ocrfleet.producer import Producer
-from ocrfleet.producer.signing import verify_signature
+from ocrfleet.jobs.signing import verify_signature
 from ocrfleet.tasks import state
 
 from fleet.servers import free_port

@@ -20,7 +20,7 @@ import redis
 
 from ocrfleet.config.settings import to_env
 from ocrfleet.producer import EnqueueError, Producer, SpecError
-from ocrfleet.producer.signing import InvalidSignature, ReplayGuard, headers as sign_headers, verify_signature
+from ocrfleet.jobs.signing import InvalidSignature, ReplayGuard, headers as sign_headers, verify_signature
 from ocrfleet.tasks import state
 
 from .helpers import DATA, REPO, REPORT, SECRET, line_png, make_settings, read_objects
