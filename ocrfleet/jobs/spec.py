@@ -162,6 +162,27 @@ def host_allowed(allowed, scheme: str, host: str | None, port: int | None) -> bo
     return False
 
 
+def file_allowed(roots, path: str, resolve: bool = False) -> str | None:
+    """``path`` (normalised; with ``resolve`` symlinks resolved too, as a worker reads it) when it
+    is one of ``allowed_file_roots`` or lies under one, else None. The producer checks without
+    resolving (the file may live only on the workers), the worker with: one rule, both sides."""
+    import os
+
+    norm = os.path.realpath if resolve else os.path.normpath
+    real = norm(path)
+    for root in roots:
+        base = norm(root)
+        if real == base or real.startswith(base.rstrip("/") + "/"):
+            return real
+    return None
+
+
+def setting_hint(name: str) -> str:
+    """How to change a setting that refused a job: producers and workers both check it."""
+    return (f"add it to the {name} setting (OCRFLEET_{name.upper()}); producers and workers "
+            "both need it, the producer refuses up front what the workers would refuse")
+
+
 def url_allowed(allowed, url: str) -> bool:
     parts = urlsplit(url)
     try:
