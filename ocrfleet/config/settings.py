@@ -10,6 +10,7 @@ import dataclasses
 import json
 import os
 import tomllib
+import warnings
 from dataclasses import dataclass, field, fields
 
 
@@ -61,7 +62,7 @@ class Settings:
     storage_backoff_base: float = 2.0      # retry delays: base, 2*base, 4*base, ... (max 60 s)
     # recognition
     default_model: str = "PP-OCRv5_mobile_rec"
-    default_batch_size: int = 8
+    default_batch_size: int = 8            # a job's lines per model call when its spec has no batch_size
     worker_device: str = "cpu"             # cpu | gpu:N
     worker_models: list[str] = field(default_factory=list)  # loaded + warmed in each process
     model_cache_size: int = 2
@@ -76,7 +77,7 @@ class Settings:
     max_page_lines: int = 1000             # more detected lines on one page: TOO_LARGE naming the page
     # cross-job batching (threads pool only; see docs/fleet.md "Batching across jobs")
     worker_pool: str = "prefork"           # prefork | threads (set by `ocrfleet worker --pool`)
-    batch_size: int = 16                   # lines per model call in the threads pool's batcher
+    batcher_max_lines: int = 16            # most lines in one batched model call (all jobs); was batch_size
     batch_max_wait_ms: float = 20.0        # longest a line waits for others; < 0: no batching
     # webhooks
     webhook_secret: str = ""               # required by workers unless allow_unsigned_webhooks
@@ -145,6 +146,20 @@ def _coerce(f: dataclasses.Field, value):
     return str(value)
 
 
+# old setting names still read (file, OCRFLEET_<NAME>, keyword), with a DeprecationWarning
+RENAMED = {"batch_size": "batcher_max_lines"}
+
+
+def _renamed(values: dict) -> dict:
+    for old, new in RENAMED.items():
+        if old in values:
+            warnings.warn(f"ocrfleet setting {old!r} (OCRFLEET_{old.upper()}) is deprecated: use {new!r} "
+                          f"(OCRFLEET_{new.upper()})", DeprecationWarning, stacklevel=3)
+            value = values.pop(old)
+            values.setdefault(new, value)  # the new name wins when both are set
+    return values
+
+
 def load_settings(path: str | None = None, env: dict | None = None, **overrides) -> Settings:
     env = os.environ if env is None else env
     values: dict = {}
@@ -153,13 +168,14 @@ def load_settings(path: str | None = None, env: dict | None = None, **overrides)
         with open(path, "rb") as fh:
             raw = fh.read()
         data = json.loads(raw) if path.endswith(".json") else tomllib.loads(raw.decode())
-        values.update(data.get("ocrfleet", data))
+        values.update(_renamed(dict(data.get("ocrfleet", data))))
     by_name = {f.name: f for f in fields(Settings)}
-    for name in by_name:
+    for name in list(by_name) + list(RENAMED):
         key = "OCRFLEET_" + name.upper()
         if key in env:
             values[name] = env[key]
-    values.update(overrides)
+    values = _renamed(values)
+    values.update(_renamed(dict(overrides)))
     unknown = set(values) - set(by_name)
     if unknown:
         raise ValueError(f"unknown ocrfleet setting(s): {', '.join(sorted(unknown))}")

@@ -14,7 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ocrfleet.config.settings import Settings
 from ocrfleet.errors import InputNotFoundError, InputTooLargeError, InvalidInputError
-from ocrfleet.jobs.spec import url_allowed
+from ocrfleet.jobs.spec import file_allowed, url_allowed
 from ocrfleet.storage import s3
 from ocrfleet.storage.s3 import TransientStorageError
 
@@ -63,12 +63,10 @@ def _fetch_s3(s: Settings, bucket: str, key: str, ref: str) -> bytes:
 
 def resolve_file(s: Settings, path: str, ref: str) -> str:
     """The real path of ``path`` if it lies under an allowed root (symlinks resolved)."""
-    real = os.path.realpath(path)
-    for root in s.allowed_file_roots:
-        root_real = os.path.realpath(root)
-        if real == root_real or real.startswith(root_real.rstrip("/") + "/"):
-            return real
-    raise InvalidInputError("file reference is outside the allowed roots", input_ref=ref)
+    real = file_allowed(s.allowed_file_roots, path, resolve=True)
+    if real is None:
+        raise InvalidInputError("file reference is outside the allowed roots (allowed_file_roots)", input_ref=ref)
+    return real
 
 
 def _fetch_file(s: Settings, path: str, ref: str) -> bytes:

@@ -170,10 +170,11 @@ def run_job(s: Settings, spec: dict, recognizer, cancelled=lambda: False, models
             raise JobCancelled()
         for line, crop in reader.read(entry, image):
             entries.append(line)
-            images.append(crop)
+            images.append(check_line(crop, f"{line['input_path']} line {line['line_index']}"))
         del image
     t0 = time.perf_counter()
-    texts = recognizer.recognize(images, batch_size=spec.get("batch_size", s.default_batch_size)) \
+    # every line was checked above (check_line, naming its reference): not again in the engine
+    texts = recognizer.recognize(images, batch_size=spec.get("batch_size", s.default_batch_size), checked=True) \
         if images else []
     timings.recognize_s = time.perf_counter() - t0
     for entry, (text, score) in zip(entries, texts):
