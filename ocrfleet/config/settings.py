@@ -13,6 +13,8 @@ import tomllib
 import warnings
 from dataclasses import dataclass, field, fields
 
+from ocrfleet.envvars import MAX_PDF_PAGES, parse_bool
+
 
 def _csv(value) -> list[str]:
     if value is None:
@@ -69,7 +71,7 @@ class Settings:
     cpu_threads: int = 1
     gpu_tensorrt: bool = True              # GPU workers: TensorRT (Paddle subgraph / ORT provider)
     gpu_precision: str = "fp16"            # GPU workers: fp16 | fp32
-    max_pdf_pages: int = 200
+    max_pdf_pages: int = MAX_PDF_PAGES     # per PDF; the library's OCRFLEET_MAX_PDF_PAGES too
     # page jobs (docs/fleet.md "Page jobs")
     default_det_model: str = "PP-OCRv5_mobile_det"  # detector of page jobs without det_model_name
     auto_line_max_height: int = 144        # mode auto: an image at most this tall is one line (3x rec height 48)
@@ -142,7 +144,10 @@ def _coerce(f: dataclasses.Field, value):
     if kind == "float":
         return float(value)
     if kind == "bool":
-        return str(value).lower() in ("1", "true", "yes", "on")
+        try:
+            return parse_bool(value)
+        except ValueError as exc:
+            raise ValueError(f"setting {f.name}: {exc}") from None
     return str(value)
 
 

@@ -12,6 +12,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from ocrfleet.config.settings import Settings
 from ocrfleet.errors import OcrFleetError
 from ocrfleet.redaction import redact_obj
+from ocrfleet.retry import backoff
 from ocrfleet.jobs import spec as jobspec
 from ocrfleet.storage import results
 from ocrfleet.storage.s3 import TransientStorageError
@@ -201,7 +202,7 @@ def _retry(task, s: Settings, exc: Exception, log) -> None:
         log.error("job.storage_unavailable", error=str(exc))
         return
     # below the visibility timeout: a retry waiting longer would be restored and run twice
-    delay = min(60.0, s.visibility_timeout / 2, s.storage_backoff_base * 2 ** task.request.retries)
+    delay = backoff(task.request.retries, s.storage_backoff_base, cap=min(60.0, s.visibility_timeout / 2))
     log.warning("job.storage_retry", error=str(exc), retry_in_s=delay)
     raise task.retry(countdown=delay, exc=exc)
 

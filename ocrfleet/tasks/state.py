@@ -11,6 +11,7 @@ from ocrfleet.config.redis import client_for
 from ocrfleet.config.settings import Settings
 from ocrfleet.jobs import contract as keys
 from ocrfleet.redaction import redact_obj
+from ocrfleet.retry import backoff
 
 OOM_WAIT_S = 600  # longest a task waits for a broker out of memory to take writes again
 
@@ -45,7 +46,7 @@ def through_oom(fn, wait_s: float = OOM_WAIT_S):
     """Run ``fn`` (Redis writes), waiting while Redis answers "OOM command not allowed"
     (maxmemory + noeviction): the job's message stays unacked meanwhile, nothing is lost."""
     deadline = time.time() + wait_s
-    delay = 0.1
+    attempt = 0
     while True:
         try:
             return fn()
@@ -53,8 +54,8 @@ def through_oom(fn, wait_s: float = OOM_WAIT_S):
             oom = isinstance(exc, redis.exceptions.OutOfMemoryError) or "maxmemory" in str(exc)
             if not oom or time.time() > deadline:
                 raise
-            time.sleep(delay)
-            delay = min(2.0, delay * 2)
+            time.sleep(backoff(attempt, 0.1, cap=2.0))
+            attempt += 1
 
 
 def wait_writable(s: Settings) -> None:

@@ -7,7 +7,6 @@ import hashlib
 import http.client
 import ipaddress
 import json
-import random
 import socket
 import ssl
 from urllib.parse import urlsplit
@@ -17,6 +16,7 @@ from celery import shared_task
 from ocrfleet.config.settings import Settings
 from ocrfleet.jobs import signing
 from ocrfleet.jobs.contract import DELIVER_TASK, webhook_sent_key
+from ocrfleet import retry
 from ocrfleet.redaction import redact_obj
 from ocrfleet.tasks import state
 
@@ -139,8 +139,8 @@ def post(s: Settings, delivery: dict) -> int:
 
 
 def backoff(s: Settings, attempt: int) -> float:
-    delay = min(s.webhook_backoff_max, s.webhook_backoff_base * 2 ** (attempt - 1))
-    return delay * random.uniform(0.8, 1.2)
+    """Seconds before delivery attempt ``attempt + 1``: base, 2x, 4x ... up to the max, +-20 %."""
+    return retry.backoff(attempt - 1, s.webhook_backoff_base, s.webhook_backoff_max, jitter=0.2)
 
 
 def enqueue(app, s: Settings, delivery: dict) -> None:
