@@ -17,7 +17,7 @@ from ocrfleet.recognition.inputs import decode_image_bytes
 from ocrfleet.workers.batcher import Batcher, job_recognizer
 
 from .conftest import DATA, MODEL
-from .servers import Worker, free_port
+from ocrfleet.testing.servers import Worker, free_port
 
 
 def _lines() -> list[np.ndarray]:

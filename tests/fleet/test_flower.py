@@ -2,6 +2,7 @@
 and the ocrfleet task (events; the fleet sends them: worker_send_task_events, -E)."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -11,14 +12,14 @@ import time
 import urllib.error
 import urllib.request
 
-import flower  # noqa: F401 - the `test` extra installs it (flower==2.2.0)
 import pytest
 
 from ocrfleet.config.settings import to_env
 
-from .servers import REPO, free_port, stop
+from ocrfleet.testing.servers import REPO, free_port, stop
 
 pytestmark = pytest.mark.timeout(60)
+assert importlib.util.find_spec("flower"), "the `test` extra installs flower (==2.2.0)"
 
 
 def _get(url: str):

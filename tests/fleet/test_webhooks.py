@@ -15,7 +15,7 @@ from ocrfleet.tasks import state
 from ocrfleet.tasks.webhooks import BlockedTarget, resolve_target
 
 from .conftest import SECRET
-from .servers import REPO
+from ocrfleet.testing.servers import REPO
 
 pytestmark = pytest.mark.timeout(120)
 

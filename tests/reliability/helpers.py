@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fleet.servers import isolated_settings
+from ocrfleet.testing.servers import isolated_settings
 
 from ocrfleet.jobs.contract import record_of
 

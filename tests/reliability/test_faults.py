@@ -18,7 +18,7 @@ from ocrfleet.producer import Producer
 from ocrfleet.jobs.signing import verify_signature
 from ocrfleet.tasks import state
 
-from fleet.servers import free_port
+from ocrfleet.testing.servers import free_port
 
 from .helpers import (REPO, REPORT, SECRET, deliveries, line_png, make_settings, read_objects, result_objects,
                       wait_records)
