@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
 from urllib.parse import urlsplit
 
@@ -166,8 +167,6 @@ def file_allowed(roots, path: str, resolve: bool = False) -> str | None:
     """``path`` (normalised; with ``resolve`` symlinks resolved too, as a worker reads it) when it
     is one of ``allowed_file_roots`` or lies under one, else None. The producer checks without
     resolving (the file may live only on the workers), the worker with: one rule, both sides."""
-    import os
-
     norm = os.path.realpath if resolve else os.path.normpath
     real = norm(path)
     for root in roots:

@@ -11,6 +11,7 @@ import redis
 from ocrfleet.jobs.contract import RECOGNIZE_TASK, job_key
 from ocrfleet.producer import JobConflictError, JobStatus, SpecError
 from ocrfleet.storage.results import read_result
+from ocrfleet.jobs import contract as keys
 
 from .conftest import DATA
 
@@ -118,7 +119,7 @@ def test_idempotent_resubmit(producer, settings, worker, inputs):
     with pytest.raises(JobConflictError):
         producer.submit([inputs["lines"][2]], job_id=job_id)
     r = redis.Redis.from_url(settings.redis)
-    assert int(r.get(settings.key("deliveries", job_id))) == 1  # executed once
+    assert int(r.get(keys.deliveries_key(settings, job_id))) == 1  # executed once
 
 
 def test_cancel_before_start(producer, settings, inputs):
@@ -142,7 +143,7 @@ def test_http_input_transient_errors_retry_then_succeed(producer, settings, work
     gets = [r for r in webhook_receiver.requests if r["path"] == url[len(webhook_receiver.url):]]
     assert len(gets) == 3 and gets[2]["time"] - gets[1]["time"] >= 0.5  # backoff 0.3 s, then 0.6 s
     r = redis.Redis.from_url(settings.redis)
-    assert int(r.get(settings.key("deliveries", job.id))) == 3  # two retries, counted apart
+    assert int(r.get(keys.deliveries_key(settings, job.id))) == 3  # two retries, counted apart
     missing = producer.submit(f"{webhook_receiver.url}/files/nothing.png").result(timeout=60)
     assert missing["error"]["code"] == "NOT_FOUND", missing
 

@@ -14,6 +14,7 @@ import numpy as np
 from ocrfleet.testing.servers import isolated_settings
 
 from ocrfleet.jobs.contract import record_of
+from ocrfleet.jobs import contract as keys
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data" / "real"
@@ -105,7 +106,7 @@ def deliveries(settings, job_ids) -> dict[str, int]:
     out = {}
     for i in range(0, len(ids), 500):
         chunk = ids[i:i + 500]
-        for j, v in zip(chunk, r.mget([settings.key("deliveries", j) for j in chunk])):
+        for j, v in zip(chunk, r.mget([keys.deliveries_key(settings, j) for j in chunk])):
             out[j] = int(v) if v is not None else 0
     return out
 
