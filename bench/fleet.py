@@ -6,7 +6,7 @@
     python bench/fleet.py --model PP-OCRv6_tiny_rec --mode "prefork=--pool prefork -c 2" \
         --mode "prefork-noevents=--pool prefork -c 2 --no-events" --mode "threads=--pool threads -c 8 --batch-wait-ms 20"
 
-Real servers, as the fleet tests start them (tests/fleet/servers.py, imported): SeaweedFS
+Real servers, as the fleet tests start them (ocrfleet/testing/servers.py, imported): SeaweedFS
 ``weed mini`` (S3, SigV4), a private ``redis-server`` (broker + result backend), and one
 ``ocrfleet worker`` subprocess per mode, each on its own queues and key prefix, all started
 before the first round:
@@ -56,10 +56,7 @@ import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests" / "fleet"))
-
-from servers import RedisServer, WeedS3, Worker  # noqa: E402  (tests/fleet/servers.py)
+from ocrfleet.testing.servers import RedisServer, WeedS3, Worker  # noqa: E402  (run with PYTHONPATH=$PWD)
 
 DATA = REPO / "tests" / "data" / "real" / "rec"
 DEFAULT_MODES = {

@@ -5,7 +5,7 @@ interleaved run; and the peak RSS of a worker process with the detector + recogn
     PYTHONPATH=$PWD .venv/bin/python bench/fleet_pages.py              # ~2-3 min on 2 busy cores
     PYTHONPATH=$PWD .venv/bin/python bench/fleet_pages.py --rounds 5 --worker "--pool prefork -c 1" --engine-threads 1
 
-Real servers as the fleet tests start them (tests/fleet/servers.py): SeaweedFS S3, a private
+Real servers as the fleet tests start them (ocrfleet/testing/servers.py): SeaweedFS S3, a private
 redis-server, one ``ocrfleet worker`` subprocess (``--worker``, default ``--pool prefork -c 2``,
 ``--cpu-threads`` 1 per process) loading ``--det`` + ``--rec`` at start.
 
@@ -38,10 +38,7 @@ import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests" / "fleet"))
-
-from servers import RedisServer, WeedS3, Worker, isolated_settings  # noqa: E402  (tests/fleet/servers.py)
+from ocrfleet.testing.servers import RedisServer, WeedS3, Worker, isolated_settings  # noqa: E402  (PYTHONPATH=$PWD)
 
 DATA = REPO / "tests" / "data" / "real"
 

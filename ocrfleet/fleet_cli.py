@@ -112,7 +112,7 @@ def worker_argv(settings, args) -> tuple[list[str], dict[str, str]]:
     if args.batch_wait_ms is not None:
         env["OCRFLEET_BATCH_MAX_WAIT_MS"] = str(args.batch_wait_ms)
     if args.batch_size is not None:
-        env["OCRFLEET_BATCH_SIZE"] = str(args.batch_size)
+        env["OCRFLEET_BATCHER_MAX_LINES"] = str(args.batch_size)  # setting batcher_max_lines
     if args.models:
         env["OCRFLEET_WORKER_MODELS"] = args.models
     if args.cpu_threads:

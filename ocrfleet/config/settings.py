@@ -10,7 +10,10 @@ import dataclasses
 import json
 import os
 import tomllib
+import warnings
 from dataclasses import dataclass, field, fields
+
+from ocrfleet.envvars import MAX_PDF_PAGES, parse_bool
 
 
 def _csv(value) -> list[str]:
@@ -61,14 +64,14 @@ class Settings:
     storage_backoff_base: float = 2.0      # retry delays: base, 2*base, 4*base, ... (max 60 s)
     # recognition
     default_model: str = "PP-OCRv5_mobile_rec"
-    default_batch_size: int = 8
+    default_batch_size: int = 8            # a job's lines per model call when its spec has no batch_size
     worker_device: str = "cpu"             # cpu | gpu:N
     worker_models: list[str] = field(default_factory=list)  # loaded + warmed in each process
     model_cache_size: int = 2
     cpu_threads: int = 1
     gpu_tensorrt: bool = True              # GPU workers: TensorRT (Paddle subgraph / ORT provider)
     gpu_precision: str = "fp16"            # GPU workers: fp16 | fp32
-    max_pdf_pages: int = 200
+    max_pdf_pages: int = MAX_PDF_PAGES     # per PDF; the library's OCRFLEET_MAX_PDF_PAGES too
     # page jobs (docs/fleet.md "Page jobs")
     default_det_model: str = "PP-OCRv5_mobile_det"  # detector of page jobs without det_model_name
     auto_line_max_height: int = 144        # mode auto: an image at most this tall is one line (3x rec height 48)
@@ -76,7 +79,7 @@ class Settings:
     max_page_lines: int = 1000             # more detected lines on one page: TOO_LARGE naming the page
     # cross-job batching (threads pool only; see docs/fleet.md "Batching across jobs")
     worker_pool: str = "prefork"           # prefork | threads (set by `ocrfleet worker --pool`)
-    batch_size: int = 16                   # lines per model call in the threads pool's batcher
+    batcher_max_lines: int = 16            # most lines in one batched model call (all jobs); was batch_size
     batch_max_wait_ms: float = 20.0        # longest a line waits for others; < 0: no batching
     # webhooks
     webhook_secret: str = ""               # required by workers unless allow_unsigned_webhooks
@@ -141,8 +144,25 @@ def _coerce(f: dataclasses.Field, value):
     if kind == "float":
         return float(value)
     if kind == "bool":
-        return str(value).lower() in ("1", "true", "yes", "on")
+        try:
+            return parse_bool(value)
+        except ValueError as exc:
+            raise ValueError(f"setting {f.name}: {exc}") from None
     return str(value)
+
+
+# old setting names still read (file, OCRFLEET_<NAME>, keyword), with a DeprecationWarning
+RENAMED = {"batch_size": "batcher_max_lines"}
+
+
+def _renamed(values: dict) -> dict:
+    for old, new in RENAMED.items():
+        if old in values:
+            warnings.warn(f"ocrfleet setting {old!r} (OCRFLEET_{old.upper()}) is deprecated: use {new!r} "
+                          f"(OCRFLEET_{new.upper()})", DeprecationWarning, stacklevel=3)
+            value = values.pop(old)
+            values.setdefault(new, value)  # the new name wins when both are set
+    return values
 
 
 def load_settings(path: str | None = None, env: dict | None = None, **overrides) -> Settings:
@@ -153,13 +173,14 @@ def load_settings(path: str | None = None, env: dict | None = None, **overrides)
         with open(path, "rb") as fh:
             raw = fh.read()
         data = json.loads(raw) if path.endswith(".json") else tomllib.loads(raw.decode())
-        values.update(data.get("ocrfleet", data))
+        values.update(_renamed(dict(data.get("ocrfleet", data))))
     by_name = {f.name: f for f in fields(Settings)}
-    for name in by_name:
+    for name in list(by_name) + list(RENAMED):
         key = "OCRFLEET_" + name.upper()
         if key in env:
             values[name] = env[key]
-    values.update(overrides)
+    values = _renamed(values)
+    values.update(_renamed(dict(overrides)))
     unknown = set(values) - set(by_name)
     if unknown:
         raise ValueError(f"unknown ocrfleet setting(s): {', '.join(sorted(unknown))}")

@@ -9,12 +9,10 @@ import redis
 
 from ocrfleet.config.celery import PRIORITY_NAMES, make_celery
 from ocrfleet.config.settings import Settings, load_settings
-from ocrfleet.producer import spec as jobspec
+from ocrfleet.jobs import contract
+from ocrfleet.jobs import spec as jobspec
+from ocrfleet.jobs.contract import RECOGNIZE_TASK, JobStatus
 from ocrfleet.producer.replication import reenqueue_claim, send_replicated
-
-RECOGNIZE_TASK = "ocrfleet.recognize"
-STATE_NAMES = {"PENDING": "queued", "RECEIVED": "queued", "STARTED": "running",
-               "RETRY": "retrying", "REVOKED": "cancelled", "FAILURE": "failed"}
 
 
 class JobConflictError(ValueError):
@@ -33,10 +31,26 @@ class EnqueueError(RuntimeError):
 _digest = jobspec.digest
 
 
+REGION_SHAPES = ("a region is a box [x1, y1, x2, y2], a flat quad [x1, y1, ..., x4, y4] or a quad "
+                 "[[x, y] x4]; pass one region list for one input, or one list (or None) per input")
+
+
 def _normalise_inputs(inputs, pages, regions) -> list[dict]:
+    """The spec's ``inputs`` list; SpecError for any malformed ``inputs``/``pages``/``regions``."""
+    try:
+        return _items(inputs, pages, regions)
+    except jobspec.SpecError:
+        raise
+    except (TypeError, ValueError, IndexError, KeyError) as exc:
+        what = "regions" if regions is not None else "pages" if pages is not None else "inputs"
+        hint = f": {REGION_SHAPES}" if what == "regions" else ""
+        raise jobspec.SpecError(f"{what} is malformed ({type(exc).__name__}: {exc}){hint}") from None
+
+
+def _items(inputs, pages, regions) -> list[dict]:
     if isinstance(inputs, (str, dict)):
         inputs = [inputs]
-        if regions is not None and regions and _is_region_list(regions):
+        if regions is not None and len(regions) and _is_region_list(regions):
             regions = [regions]  # a single input's regions
     items = []
     for i, inp in enumerate(inputs):
@@ -48,6 +62,8 @@ def _normalise_inputs(inputs, pages, regions) -> list[dict]:
                 raise jobspec.SpecError(
                     f"regions must hold one list per input ({len(inputs)}), got {len(regions)}")
             if regions[i] is not None:
+                if isinstance(regions[i], (str, bytes)) or not all(isinstance(r, (list, tuple)) for r in regions[i]):
+                    raise jobspec.SpecError(f"regions of input {i}: {REGION_SHAPES}")
                 item["regions"] = [_plain(r) for r in regions[i]]
         items.append(item)
     return items
@@ -62,6 +78,8 @@ def _is_region_list(regions) -> bool:
 
 
 def _plain(region):
+    if any(isinstance(v, (str, bytes, bool)) for p in region for v in (p if isinstance(p, (list, tuple)) else [p])):
+        raise TypeError(f"coordinates must be numbers: {region!r:.80}")
     return [list(map(float, p)) if isinstance(p, (list, tuple)) else float(p) for p in region]
 
 
@@ -76,34 +94,34 @@ class Job:
 
     @property
     def result_uri(self) -> str:
-        s = self.producer.settings
-        return f"s3://{s.results_bucket}/{s.results_prefix}/{self.id}.json"
+        return contract.result_uri(self.producer.settings, self.id)
 
     def _async(self):
         return self.producer.app.AsyncResult(self.id)
 
-    def status(self) -> str:
-        """queued | running | retrying | succeeded | failed | cancelled | unknown"""
+    def status(self) -> JobStatus | str:
+        """A ``JobStatus`` (a str): queued | running | retrying | succeeded | failed | cancelled | unknown"""
         r = self._async()
         state = r.state
         if state == "SUCCESS":
-            return (r.result or {}).get("status", "succeeded")
+            return JobStatus((r.result or {}).get("status", JobStatus.SUCCEEDED))
         if state == "PENDING":  # no record yet: the worker's running mark, cancel flag, claim
             s = self.producer.settings
             pipe = self.producer._redis().pipeline(transaction=False)
-            for kind in ("running", "cancel", "job"):
-                pipe.exists(s.key(kind, self.id))
+            for key in (contract.running_key, contract.cancel_key, contract.job_key):
+                pipe.exists(key(s, self.id))
             running, cancelled, known = pipe.execute()
             if running:
-                return "running"
+                return JobStatus.RUNNING
             if cancelled:
-                return "cancelled"
+                return JobStatus.CANCELLED
             if not known:
-                return "unknown"
-        return STATE_NAMES.get(state, state.lower())
+                return JobStatus.UNKNOWN
+        return contract.CELERY_STATES.get(state, state.lower())
 
     def result(self, timeout: float | None = 60.0) -> dict:
-        """Wait for the job; the backend record: status, summary, result_uri, error."""
+        """Wait for the job; the backend record: status, summary, result_uri, error. A failed job
+        (Celery state FAILURE) or a cancelled one (REVOKED) returns its record too: nothing is raised."""
         r = self._async()
         try:
             value = r.get(timeout=timeout, propagate=False, interval=0.2)
@@ -111,15 +129,16 @@ class Job:
             if type(exc).__name__ == "TimeoutError":
                 raise TimeoutError(f"job {self.id} not finished after {timeout} s") from exc
             raise
-        if r.state == "SUCCESS" and isinstance(value, dict):
-            return value
+        record = contract.record_of(r.state, value)
+        if record is not None:
+            return record
         if r.state == "REVOKED":  # cancelled while queued (the worker then stores the full record)
-            return {"job_id": self.id, "status": "cancelled", "result_uri": None, "summary": None,
+            return {"job_id": self.id, "status": JobStatus.CANCELLED, "result_uri": None, "summary": None,
                     "error": {"code": "CANCELLED", "message": "job was cancelled before it ran"}}
         if type(value).__name__ == "TimeLimitExceeded":
-            return {"job_id": self.id, "status": "failed", "result_uri": None, "summary": None,
+            return {"job_id": self.id, "status": JobStatus.FAILED, "result_uri": None, "summary": None,
                     "error": {"code": "TIME_LIMIT", "message": f"job exceeded the hard time limit ({value})"}}
-        return {"job_id": self.id, "status": "failed", "result_uri": None, "summary": None,
+        return {"job_id": self.id, "status": JobStatus.FAILED, "result_uri": None, "summary": None,
                 "error": {"code": "INTERNAL", "message": f"{type(value).__name__}: {value}"}}
 
     def fetch_result(self) -> dict:
@@ -131,7 +150,7 @@ class Job:
     def cancel(self) -> None:
         """Queued jobs are dropped when a worker picks them up; running jobs stop between inputs."""
         s = self.producer.settings
-        self.producer._redis().set(s.key("cancel", self.id), "1", ex=s.result_expires)
+        self.producer._redis().set(contract.cancel_key(s, self.id), "1", ex=s.result_expires)
         self.producer.app.control.revoke(self.id)
 
 
@@ -181,12 +200,20 @@ class Producer:
                            ("use_textline_orientation", use_textline_orientation)):
             if value is not None:  # only when set: older workers refuse unknown spec keys
                 spec[key] = value
+        return self.check(spec)
+
+    def check(self, spec: dict) -> dict:
+        """The producer's one validation of a spec (schema and limits, references against the
+        allow-lists, model names against the catalogue); SpecError, else ``spec``. The worker
+        validates again on its side (it cannot trust the queue)."""
+        s = self.settings
         jobspec.validate(spec, s.max_spec_bytes, s.max_inputs, s.max_spec_depth)
         check_refs(s, spec)
+        check_models(spec)
         return spec
 
     def submit(self, inputs, **kwargs) -> Job:
-        return self.submit_spec(self.build_spec(inputs, **kwargs))
+        return self._enqueue(self.build_spec(inputs, **kwargs))
 
     def submit_many(self, jobs: Iterable[dict | Sequence], **common) -> list[Job]:
         """Each job is a dict of ``submit`` keyword arguments with ``inputs`` (or bare inputs).
@@ -200,14 +227,17 @@ class Producer:
             else:
                 inputs = job
             specs.append(self.build_spec(inputs, **kw))
-        return [self.submit_spec(spec) for spec in specs]
+        return [self._enqueue(spec) for spec in specs]
 
     def submit_spec(self, spec: dict) -> Job:
+        """Enqueue a spec built elsewhere (e.g. from JSON): checked like ``submit``'s."""
+        return self._enqueue(self.check(spec))
+
+    def _enqueue(self, spec: dict) -> Job:
+        """Claim the job id and send an already checked spec."""
         s = self.settings
-        jobspec.validate(spec, s.max_spec_bytes, s.max_inputs, s.max_spec_depth)
-        check_refs(s, spec)
         job_id, digest = spec["job_id"], _digest(spec)
-        key = s.key("job", job_id)
+        key = contract.job_key(s, job_id)
         r = self._redis()
         # the claim carries a token of this call: when a connection drops after the SET landed and
         # redis-py retries it, the retry finds our own claim and still enqueues (else: job lost)
@@ -240,27 +270,25 @@ class Producer:
 
 
 def check_refs(s: Settings, spec: dict) -> None:
-    """Reject references the workers would refuse anyway (file roots, http hosts)."""
+    """Reject references the workers would refuse anyway (file roots, http hosts, private
+    webhook targets), naming the setting that allows them."""
+    import ipaddress
     from urllib.parse import unquote, urlsplit
-    import os
-
-    url_allowed = jobspec.url_allowed
 
     for i, item in enumerate(spec["inputs"]):
         parts = urlsplit(item["ref"])
         if parts.scheme == "file":
-            path = os.path.normpath(unquote(parts.path))
-            roots = [os.path.normpath(r) for r in s.allowed_file_roots]
-            if not any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots):
-                raise jobspec.SpecError(f"inputs/{i}: {item['ref']!r} is not under an allowed file root")
+            if jobspec.file_allowed(s.allowed_file_roots, unquote(parts.path)) is None:
+                raise jobspec.SpecError(f"inputs/{i}: {item['ref']!r} is not under an allowed file root; to "
+                                        f"allow it, {jobspec.setting_hint('allowed_file_roots')}")
         elif parts.scheme in ("http", "https"):
-            if not url_allowed(s.allowed_http_hosts, item["ref"]):  # host, or host:port entries
-                raise jobspec.SpecError(f"inputs/{i}: {parts.netloc!r} is not allow-listed")
+            if not jobspec.url_allowed(s.allowed_http_hosts, item["ref"]):  # host, or host:port entries
+                raise jobspec.SpecError(f"inputs/{i}: {parts.netloc!r} is not allow-listed; to allow it, "
+                                        f"{jobspec.setting_hint('allowed_http_hosts')} (host, or host:port "
+                                        "for ports other than 80/443)")
     if spec.get("webhook_url"):
         # literal private/loopback/link-local IPs are refused up front; names are resolved and
         # checked by the worker at delivery time (ocrfleet.tasks.webhooks.resolve_target)
-        import ipaddress
-
         host = urlsplit(spec["webhook_url"]).hostname or ""
         try:
             addr = ipaddress.ip_address(host)
@@ -268,4 +296,30 @@ def check_refs(s: Settings, spec: dict) -> None:
             addr = None
         if addr is not None and not (addr.is_global and not addr.is_multicast) \
                 and host not in s.webhook_allow_private:
-            raise jobspec.SpecError(f"webhook_url: {host} is not a public address")
+            raise jobspec.SpecError(f"webhook_url: {host} is not a public address; to allow it, "
+                                    f"{jobspec.setting_hint('webhook_allow_private')}")
+
+
+def check_models(spec: dict) -> None:
+    """Refuse model names the workers cannot load (not in the catalogue, or of another task),
+    with the closest known names: a typo fails at submit, not on a worker."""
+    import difflib
+
+    from ocrfleet.recognition import catalog
+
+    for field, task in (("model_name", "rec"), ("det_model_name", "det")):
+        name = spec.get(field)
+        if name is None:
+            continue
+        info = catalog.MODELS.get(name)
+        if info is not None and info.task == task:
+            continue
+        known = sorted(n for n, m in catalog.MODELS.items() if m.task == task)
+        if info is not None:
+            problem = f"{name!r} is a {info.task} model, not a {task} model"
+        else:
+            problem = f"unknown model {name!r}"
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+        raise jobspec.SpecError(f"{field}: {problem}{hint} (`ocrfleet models list` shows the "
+                                f"{len(known)} {task} models)")

@@ -24,6 +24,7 @@ import redis
 
 from ocrfleet.config.redis import client_for
 from ocrfleet.errors import OcrFleetError
+from ocrfleet.jobs.contract import replication_probe_key
 
 _clients: dict[tuple[int, str], redis.Redis] = {}
 DURABLE = ":durable"
@@ -63,7 +64,7 @@ def send_replicated(s, send, job_id: str = "", claim: tuple | None = None):
     out = send()
     pipe = r.pipeline(transaction=False)
     pipe.info("replication")
-    pipe.set(s.key("replication-probe"), job_id or "1")
+    pipe.set(replication_probe_key(s), job_id or "1")
     pipe.wait(need, s.enqueue_replica_timeout_ms)
     try:
         info, _, acked = pipe.execute()

@@ -9,7 +9,7 @@ from ocrfleet.errors import OcrFleetError
 from ocrfleet.recognition import sources
 from ocrfleet.recognition.backends.base import EngineOptions
 from ocrfleet.recognition.devices import parse_device
-from ocrfleet.recognition.engine import Recognizer, check_line
+from ocrfleet.recognition.engine import Recognizer, check_batch_size, check_line
 from ocrfleet.recognition.inputs import Item, windows
 from ocrfleet.recognition.result import TextRecResult
 
@@ -62,8 +62,7 @@ class TextRecognition:
 
     def predict_iter(self, input, batch_size: int = 1, on_error: str | None = None
                      ) -> Iterator[TextRecResult]:
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError("batch_size must be a positive integer")
+        check_batch_size(batch_size)
         size = batch_size * 8 * len(self.recognizers)
         count = 0
         for window in windows(input, check_line, size, on_error or self.on_error, self.errors):
@@ -71,14 +70,15 @@ class TextRecognition:
             count += len(window)
 
     def _run(self, items: list[Item], batch_size: int, offset: int) -> Iterator[TextRecResult]:
-        images = [it.image for it in items]
+        images = [it.image for it in items]  # checked by windows(..., check_line, ...)
         n = len(self.recognizers)
         if n == 1:
-            outs = self.recognizers[0].recognize(images, batch_size, self.pack)
+            outs = self.recognizers[0].recognize(images, batch_size, self.pack, checked=True)
         else:  # several devices: split the window, run the parts in parallel
             parts = [images[i::n] for i in range(n)]
             with ThreadPoolExecutor(n) as pool:
-                done = list(pool.map(lambda rp: rp[0].recognize(rp[1], batch_size, self.pack), zip(self.recognizers, parts)))
+                done = list(pool.map(lambda rp: rp[0].recognize(rp[1], batch_size, self.pack, checked=True),
+                                     zip(self.recognizers, parts)))
             outs = [None] * len(images)
             for i in range(n):
                 outs[i::n] = done[i]

@@ -8,7 +8,7 @@ recognition), ``det`` (text detection), ``cls`` (text-line orientation, 0/180 de
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 DEFAULT_MODEL = "PP-OCRv5_server_rec"
 DEFAULT_INPUT_SHAPE = (3, 48, 320)
@@ -51,7 +51,6 @@ class PackagedWeights:
     fmt: str  # "onnx" or "paddle"
     files: tuple[str, ...]
     dictionary: str = ""
-    extra_files: dict = field(default_factory=dict)
     yml: str | None = None
 
 
@@ -214,7 +213,3 @@ def cls_yml(name: str) -> dict:
                {"ToCHWImage": None}]
     return {"Global": {"model_name": name}, "PreProcess": {"transform_ops": pre},
             "PostProcess": {"Topk": {"topk": 1, "label_list": labels}}}
-
-
-def get(name: str) -> ModelInfo | None:
-    return MODELS.get(name)

@@ -72,10 +72,16 @@ def _upright(crop: np.ndarray) -> np.ndarray:
 
 
 def crop_region(img: np.ndarray, region) -> np.ndarray:
+    """The crop of a box or quad; InvalidInputError for a region without area (collinear quad
+    points would warp to garbage)."""
     kind, arr = as_region(region)
     if kind == "box":
         return box_crop(img, arr)
-    return rotate_crop(img, order_quad(arr))
+    q = order_quad(arr)
+    area = 0.5 * abs(float(np.dot(q[:, 0], np.roll(q[:, 1], 1)) - np.dot(q[:, 1], np.roll(q[:, 0], 1))))
+    if area < 1.0:
+        raise InvalidInputError(f"degenerate region {arr.tolist()}: the quad has no area")
+    return rotate_crop(img, q)
 
 
 def crop_regions(img: np.ndarray, regions) -> list[np.ndarray]:

@@ -40,3 +40,12 @@ def parse_device(device: str | None) -> list[tuple[str, int]]:
     except ValueError as exc:
         raise BackendUnavailableError(f"bad device string {device!r}") from exc
     return [("gpu", i) for i in id_list]
+
+
+def single_device(device: str | None) -> tuple[str, int]:
+    """The one (kind, id) of a device string that must name one device (a worker, ``eval``)."""
+    devices = parse_device(device)
+    if len(devices) != 1:
+        raise BackendUnavailableError(f"{device!r} names {len(devices)} devices; one is needed here "
+                                      "(e.g. 'gpu:1'; start one worker per GPU)")
+    return devices[0]

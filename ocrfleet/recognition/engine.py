@@ -40,13 +40,13 @@ class Recognizer:
     def backend_name(self) -> str:
         return self.backend.name
 
-    def recognize(self, images: list[np.ndarray], batch_size: int = 8, pack: str = "exact"
-                  ) -> list[tuple[str, float]]:
-        """Recognise BGR/gray/BGRA line images; returns (text, score) per image, in order."""
-        if batch_size < 1:
-            raise ValueError("batch_size must be a positive integer")
+    def recognize(self, images: list[np.ndarray], batch_size: int = 8, pack: str = "exact",
+                  checked: bool = False) -> list[tuple[str, float]]:
+        """Recognise BGR/gray/BGRA line images; returns (text, score) per image, in order.
+        ``checked``: every image already went through ``check_line`` (not checked again)."""
+        batch_size = check_batch_size(batch_size)
         batch_size = min(batch_size, self.backend.max_batch or batch_size)
-        prepared = [check_line(im) for im in images]
+        prepared = list(images) if checked else [check_line(im) for im in images]
         out: list[tuple[str, float] | None] = [None] * len(prepared)
         for idx in plan_batches([im.shape[:2] for im in prepared], self.files.input_shape, batch_size, pack):
             batch = make_batch([prepared[i] for i in idx], self.files.input_shape)
@@ -90,6 +90,14 @@ def plan_batches(sizes: list[tuple[int, int]], shape, batch_size: int, pack: str
         else:
             batches.append([i])
     return batches
+
+
+def check_batch_size(value, name: str = "batch_size") -> int:
+    """The one rule for a batch size (engine, library, batcher): a positive integer; ValueError
+    naming ``name`` otherwise. (A job spec's ``batch_size`` is also capped at 256 by its schema.)"""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, not {value!r}")
+    return value
 
 
 def check_array(img, name: str = "array") -> None:

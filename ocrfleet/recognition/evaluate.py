@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ocrfleet.envvars import parse_bool
+
 try:  # rapidfuzz (C++) when installed; a short DP otherwise
     from rapidfuzz.distance import Levenshtein as _Lev
 except ImportError:  # pragma: no cover - depends on the environment
@@ -230,7 +232,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                         "and end-to-end accuracy of the OCR pipeline (ocrfleet.ocr.evaluate); repeatable")
     p.add_argument("--det_model_name", default=None, help="with --pages: the text detection model")
     p.add_argument("--det_model_dir", default=None)
-    p.add_argument("--use_textline_orientation", default=False, type=lambda t: t.lower() in ("1", "true", "yes"),
+    p.add_argument("--use_textline_orientation", default=False, type=parse_bool,
                    help="with --pages: classify 180-degree lines (default false)")
     p.add_argument("--model_name", default=None)
     p.add_argument("--model_dir", default=None)
@@ -249,13 +251,11 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def _options(device: str, cpu_threads: int):
-    from ocrfleet.errors import BackendUnavailableError
     from ocrfleet.recognition.backends.base import EngineOptions
+    from ocrfleet.recognition.devices import single_device
 
-    kind, _, dev_id = (device or "cpu").strip().lower().partition(":")
-    if kind not in ("cpu", "gpu") or (dev_id and not dev_id.isdigit()):
-        raise BackendUnavailableError(f"unsupported device {device!r}; use 'cpu', 'gpu' or 'gpu:N'")
-    return EngineOptions(device=kind, device_id=int(dev_id or 0), cpu_threads=cpu_threads)
+    kind, dev_id = single_device(device or "cpu")
+    return EngineOptions(device=kind, device_id=dev_id, cpu_threads=cpu_threads)
 
 
 def load_recognizer(model_name=None, model_dir=None, backend=None, device="cpu", cpu_threads=10):

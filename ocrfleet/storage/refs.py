@@ -14,24 +14,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ocrfleet.config.settings import Settings
 from ocrfleet.errors import InputNotFoundError, InputTooLargeError, InvalidInputError
-from ocrfleet.producer.spec import url_allowed
+from ocrfleet.jobs.spec import file_allowed, url_allowed
+from ocrfleet.recognition.inputs import http_get, read_capped
 from ocrfleet.storage import s3
 from ocrfleet.storage.s3 import TransientStorageError
-
-CHUNK = 1 << 20
-
-
-def _read_capped(stream, limit: int, ref: str) -> bytes:
-    chunks, total = [], 0
-    while True:
-        chunk = stream.read(CHUNK)
-        if not chunk:
-            return b"".join(chunks)
-        total += len(chunk)
-        if total > limit:
-            raise InputTooLargeError(f"input is over the {limit}-byte limit", input_ref=ref)
-        chunks.append(chunk)
-
 
 def fetch(s: Settings, ref: str) -> bytes:
     parts = urlsplit(ref)
@@ -56,19 +42,17 @@ def _fetch_s3(s: Settings, bucket: str, key: str, ref: str) -> bytes:
             raise InputTooLargeError(f"object is {obj['ContentLength']} bytes; the limit is "
                                      f"{s.max_input_bytes}", input_ref=ref)
         with obj["Body"] as body:
-            return _read_capped(body, s.max_input_bytes, ref)
+            return read_capped(body, s.max_input_bytes, ref)
     except (ClientError, BotoCoreError) as exc:
         raise s3.classify(exc, ref) from exc
 
 
 def resolve_file(s: Settings, path: str, ref: str) -> str:
     """The real path of ``path`` if it lies under an allowed root (symlinks resolved)."""
-    real = os.path.realpath(path)
-    for root in s.allowed_file_roots:
-        root_real = os.path.realpath(root)
-        if real == root_real or real.startswith(root_real.rstrip("/") + "/"):
-            return real
-    raise InvalidInputError("file reference is outside the allowed roots", input_ref=ref)
+    real = file_allowed(s.allowed_file_roots, path, resolve=True)
+    if real is None:
+        raise InvalidInputError("file reference is outside the allowed roots (allowed_file_roots)", input_ref=ref)
+    return real
 
 
 def _fetch_file(s: Settings, path: str, ref: str) -> bytes:
@@ -88,7 +72,7 @@ def _fetch_file(s: Settings, path: str, ref: str) -> bytes:
                 raise InvalidInputError("reference is not a regular file", input_ref=ref)
             if st.st_size > s.max_input_bytes:
                 raise InputTooLargeError(f"file is over the {s.max_input_bytes}-byte limit", input_ref=ref)
-            return _read_capped(fh, s.max_input_bytes, ref)
+            return read_capped(fh, s.max_input_bytes, ref)
     except FileNotFoundError as exc:
         raise InputNotFoundError("file does not exist", input_ref=ref) from exc
     except (IsADirectoryError, NotADirectoryError) as exc:
@@ -138,11 +122,9 @@ def _fetch_http(s: Settings, ref: str, host: str | None) -> bytes:
         cred = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
         headers["Authorization"] = "Basic " + base64.b64encode(cred).decode()
         url = parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
-    req = urllib.request.Request(url, headers=headers)
     opener = urllib.request.build_opener(_AllowListedRedirects(s, ref))
     try:
-        with opener.open(req, timeout=30) as resp:
-            return _read_capped(resp, s.max_input_bytes, ref)
+        return http_get(url, s.max_input_bytes, 30, ref, headers, opener)
     except urllib.error.HTTPError as exc:
         if 300 <= exc.code < 400:  # a redirect urllib would not follow: not worth a retry
             raise InvalidInputError(f"HTTP {exc.code} redirect not followed: {exc.reason}", input_ref=ref) from exc

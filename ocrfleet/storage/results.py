@@ -7,23 +7,11 @@ import json
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ocrfleet.config.settings import Settings
+from ocrfleet.jobs.contract import result_key, result_uri, visual_key, visual_uri
 from ocrfleet.storage import s3
 
-
-def result_key(s: Settings, job_id: str) -> str:
-    return f"{s.results_prefix}/{job_id}.json"
-
-
-def result_uri(s: Settings, job_id: str) -> str:
-    return f"s3://{s.results_bucket}/{result_key(s, job_id)}"
-
-
-def visual_key(s: Settings, job_id: str, n: int) -> str:
-    return f"{s.results_prefix}/{job_id}/{n}.png"
-
-
-def visual_uri(s: Settings, job_id: str, n: int) -> str:
-    return f"s3://{s.results_bucket}/{visual_key(s, job_id, n)}"
+__all__ = ["result_key", "result_uri", "visual_key", "visual_uri", "write_visual", "write_result",
+           "read_result", "result_exists"]
 
 
 def write_visual(s: Settings, job_id: str, n: int, png: bytes) -> str:

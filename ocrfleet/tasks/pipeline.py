@@ -6,13 +6,10 @@ import time
 from dataclasses import dataclass, field
 
 from ocrfleet.config.settings import Settings
-from ocrfleet.errors import InputTooLargeError, InvalidInputError
 from ocrfleet.recognition.crop import crop_region
 from ocrfleet.recognition.engine import check_line
 from ocrfleet.recognition.inputs import decode_image_bytes, is_pdf, render_pdf_bytes
 from ocrfleet.storage.refs import fetch
-
-RESULT_SCHEMA = "ocrfleet.result/v1"
 
 
 class JobCancelled(Exception):
@@ -29,45 +26,6 @@ class Timings:
 
     def as_dict(self) -> dict:
         return {k: round(v, 4) for k, v in {**self.__dict__, **self.extra}.items() if k != "extra"}
-
-
-def _decode_image(data: bytes, ref: str):
-    """The engine's decoder, with two gaps closed (to move into recognition/inputs.py): Pillow
-    refuses headers over 2x its bomb limit (the engine then skipped its pixel check) and OpenCV
-    raises cv2.error (not an ocrfleet error) for headers over its own limit."""
-    import io
-
-    import cv2
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)):
-            pass
-    except Image.DecompressionBombError as exc:
-        raise InputTooLargeError(f"decompression bomb refused: {exc}", input_ref=ref) from exc
-    except Exception:  # noqa: BLE001 - not a Pillow format: left to the engine's decoder
-        pass
-    try:
-        return decode_image_bytes(data, ref)
-    except cv2.error as exc:
-        raise InvalidInputError(f"not a decodable image: {str(exc).strip().splitlines()[-1][:200]}",
-                                input_ref=ref) from exc
-
-
-def _crop(image, region):
-    """crop_region, refusing quads without area (collinear points warp to garbage in the engine;
-    to move into recognition/crop.py)."""
-    import numpy as np
-
-    from ocrfleet.recognition.crop import as_region, order_quad
-
-    kind, arr = as_region(region)
-    if kind == "quad":
-        q = order_quad(arr)
-        area = 0.5 * abs(float(np.dot(q[:, 0], np.roll(q[:, 1], 1)) - np.dot(q[:, 1], np.roll(q[:, 0], 1))))
-        if area < 1.0:
-            raise InvalidInputError(f"degenerate region {arr.tolist()}: the quad has no area")
-    return crop_region(image, region)
 
 
 def lines_of(s: Settings, spec: dict, timings: Timings, cancelled=lambda: False):
@@ -94,7 +52,7 @@ def lines_of(s: Settings, spec: dict, timings: Timings, cancelled=lambda: False)
         else:
             need = pixels.image_pixels(data)
             charged = held.charge(need, ref, "image") if need is not None else 0
-            pages = [(None, _decode_image(data, ref))]
+            pages = [(None, decode_image_bytes(data, ref))]
         if not charged:  # header not understood up front: charge what was decoded
             charged = held.charge(sum(img.shape[0] * img.shape[1] for _, img in pages), ref, "image")
         del data
@@ -110,7 +68,7 @@ def lines_of(s: Settings, spec: dict, timings: Timings, cancelled=lambda: False)
             for r_index, region in enumerate(regions):
                 clipped = pixels.clip_region(region, image.shape)
                 held.charge(pixels.crop_pixels(clipped, image.shape), ref, f"crop of region {r_index}")
-                yield {**base, "region_index": r_index, "region": region}, _crop(image, clipped)
+                yield {**base, "region_index": r_index, "region": region}, crop_region(image, clipped)
         del pages
         timings.crop_s += time.perf_counter() - t2
 
@@ -172,10 +130,11 @@ def run_job(s: Settings, spec: dict, recognizer, cancelled=lambda: False, models
             raise JobCancelled()
         for line, crop in reader.read(entry, image):
             entries.append(line)
-            images.append(crop)
+            images.append(check_line(crop, f"{line['input_path']} line {line['line_index']}"))
         del image
     t0 = time.perf_counter()
-    texts = recognizer.recognize(images, batch_size=spec.get("batch_size", s.default_batch_size)) \
+    # every line was checked above (check_line, naming its reference): not again in the engine
+    texts = recognizer.recognize(images, batch_size=spec.get("batch_size", s.default_batch_size), checked=True) \
         if images else []
     timings.recognize_s = time.perf_counter() - t0
     for entry, (text, score) in zip(entries, texts):

@@ -12,14 +12,13 @@ from celery.exceptions import SoftTimeLimitExceeded
 from ocrfleet.config.settings import Settings
 from ocrfleet.errors import OcrFleetError
 from ocrfleet.redaction import redact_obj
-from ocrfleet.producer import spec as jobspec
+from ocrfleet.retry import backoff
+from ocrfleet.jobs import spec as jobspec
 from ocrfleet.storage import results
 from ocrfleet.storage.s3 import TransientStorageError
 from ocrfleet.tasks import state, webhooks
-from ocrfleet.tasks.pipeline import RESULT_SCHEMA, JobCancelled, run_job
-
-RECOGNIZE_TASK = "ocrfleet.recognize"
-FINALIZE_TASK = "ocrfleet.finalize"
+from ocrfleet.jobs.contract import FINALIZE_TASK, RECOGNIZE_TASK, RESULT_SCHEMA, JobFailed, JobStatus, celery_state
+from ocrfleet.tasks.pipeline import JobCancelled, run_job
 
 
 def _error(code: str, message: str) -> dict:
@@ -48,10 +47,22 @@ def _base(s: Settings, job_id: str, spec: dict, started: float, where: str) -> d
             "tenant": spec.get("tenant")}
 
 
-@shared_task(bind=True, name=RECOGNIZE_TASK, acks_late=True, max_retries=None)
+@shared_task(bind=True, name=RECOGNIZE_TASK, acks_late=True, max_retries=None, throws=(JobFailed,))
 def recognize(self, spec: dict, rejected: dict | None = None) -> dict:
     """``rejected`` is set by the worker's message screen (workers/kombu_fixes.py) when the
-    original message could not be used: the job fails with that code, nothing runs."""
+    original message could not be used: the job fails with that code, nothing runs.
+
+    The backend record is the job's summary (``_record``): state SUCCESS for a succeeded (or
+    cancelled while running) job; a failed job raises ``JobFailed(record)`` once its result
+    object, metrics and webhook are done, so Celery stores FAILURE (Flower, ``celery
+    result``/``inspect`` show a failure with its error code) and ``Job.result()`` rebuilds the record."""
+    record = _recognize(self, spec, rejected)
+    if record.get("status") == JobStatus.FAILED:
+        raise JobFailed(record)
+    return record
+
+
+def _recognize(self, spec, rejected: dict | None) -> dict:
     from ocrfleet.workers import metrics
     from ocrfleet.workers.batcher import job_recognizer
     from ocrfleet.workers.logs import get_logger
@@ -68,13 +79,13 @@ def recognize(self, spec: dict, rejected: dict | None = None) -> dict:
     where = f"{socket.gethostname()}:{os.getpid()}"
     if not jobspec.id_ok(task_id) or job_id != task_id:  # never build keys from a hand-made id
         log.warning("job.bad_id", job_id=str(spec.get("job_id"))[:200])
-        return _record({"job_id": task_id, "status": "failed", "result_uri": None, "error": _error(
+        return _record({"job_id": task_id, "status": JobStatus.FAILED, "result_uri": None, "error": _error(
             "INVALID_INPUT", "task id and spec job_id must be the same valid id "
                              f"({jobspec.JOB_ID_PATTERN})")})
     base = _base(s, job_id, spec, started, where)
     if rejected:
         base["metadata"] = None
-        return _finish(self, s, {**base, "status": "failed", "finished_at": time.time(),
+        return _finish(self, s, {**base, "status": JobStatus.FAILED, "finished_at": time.time(),
                                  "error": _error(str(rejected.get("code", "INVALID_INPUT")),
                                                  str(rejected.get("message", "message refused")))}, log,
                        webhook_url=spec.get("webhook_url"))
@@ -99,17 +110,17 @@ def recognize(self, spec: dict, rejected: dict | None = None) -> dict:
             stored = results.read_result(s, job_id)
         except TransientStorageError as exc:
             _retry(self, s, exc, log)
-            stored = {**base, "status": "failed", "result_uri": None,
+            stored = {**base, "status": JobStatus.FAILED, "result_uri": None,
                       "error": _error("STORAGE_UNAVAILABLE", f"result could not be read: {exc}")}
         log.info("job.already_done", status=stored.get("status"))
         return _finish(self, s, stored, log, written=False, digest=digest, webhook_url=spec.get("webhook_url"))
     if deliveries > s.max_deliveries:
         msg = f"job was delivered {deliveries} times (workers died running it); dead-lettered"
         state.dead_letter(s, "jobs", job_id, {"spec": spec, "deliveries": deliveries})
-        return _finish(self, s, {**base, "status": "failed", "error": _error("INTERNAL", msg)}, log,
+        return _finish(self, s, {**base, "status": JobStatus.FAILED, "error": _error("INTERNAL", msg)}, log,
                        webhook_url=spec.get("webhook_url"))
     if cancelled:
-        return _finish(self, s, {**base, "status": "cancelled", "error": _cancelled()}, log,
+        return _finish(self, s, {**base, "status": JobStatus.CANCELLED, "error": _cancelled()}, log,
                        webhook_url=spec.get("webhook_url"))
 
     try:
@@ -117,22 +128,22 @@ def recognize(self, spec: dict, rejected: dict | None = None) -> dict:
         with job_recognizer(s, get_cache(s).get(model)) as recognizer:  # batched in the threads pool
             body = run_job(s, spec, recognizer, models=get_cache(s).get,
                            cancelled=lambda: recognizer.check() or state.is_cancelled(s, job_id))
-        result = {**base, **body, "status": "succeeded", "error": None, "backend": recognizer.backend_name}
+        result = {**base, **body, "status": JobStatus.SUCCEEDED, "error": None, "backend": recognizer.backend_name}
     except JobCancelled:
-        result = {**base, "status": "cancelled", "error": _cancelled()}
+        result = {**base, "status": JobStatus.CANCELLED, "error": _cancelled()}
     except (OcrFleetError, jobspec.SpecError) as exc:
         log.warning("job.bad_input", code=exc.code, error=str(exc))
-        result = {**base, "status": "failed", "error": _error(exc.code, str(exc))}
+        result = {**base, "status": JobStatus.FAILED, "error": _error(exc.code, str(exc))}
     except TransientStorageError as exc:
         _retry(self, s, exc, log)  # raises Retry while retries are left
-        result = {**base, "status": "failed", "error": _error(
+        result = {**base, "status": JobStatus.FAILED, "error": _error(
             "STORAGE_UNAVAILABLE", f"storage unavailable after {s.storage_retries} retries: {exc}")}
     except SoftTimeLimitExceeded:
-        result = {**base, "status": "failed",
+        result = {**base, "status": JobStatus.FAILED,
                   "error": _error("TIME_LIMIT", f"job exceeded the {s.task_soft_time_limit} s time limit")}
     except Exception as exc:  # noqa: BLE001 - a bug must fail the job, not the worker
         log.exception("job.internal_error")
-        result = {**base, "status": "failed", "error": _error("INTERNAL", f"{type(exc).__name__}: {exc}")}
+        result = {**base, "status": JobStatus.FAILED, "error": _error("INTERNAL", f"{type(exc).__name__}: {exc}")}
 
     finished = time.time()
     result["finished_at"] = finished
@@ -150,7 +161,7 @@ def recognize(self, spec: dict, rejected: dict | None = None) -> dict:
         result["result_uri"] = None
         result["error"] = _error("STORAGE_UNAVAILABLE", f"result could not be stored after "
                                                         f"{s.storage_retries} retries: {exc}")
-        result["status"] = "failed"
+        result["status"] = JobStatus.FAILED
         result.pop("items", None)
         return _finish(self, s, result, log, written=False, webhook_url=spec.get("webhook_url"))
 
@@ -174,10 +185,11 @@ def finalize(self, job: dict, status: str, code: str, message: str) -> None:
         record = _finish(self, s, result, log, webhook_url=job.get("webhook_url"))
     except TransientStorageError as exc:
         _retry(self, s, exc, log)
-        result.update(result_uri=None, status="failed",
+        result.update(result_uri=None, status=JobStatus.FAILED,
                       error=_error("STORAGE_UNAVAILABLE", f"result could not be stored: {exc}"))
         record = _finish(self, s, result, log, written=False, webhook_url=job.get("webhook_url"))
-    self.app.backend.store_result(job_id, record, "SUCCESS")
+    state_name = celery_state(record["status"])  # FAILURE / REVOKED / SUCCESS, as recognize leaves it
+    self.app.backend.store_result(job_id, record if state_name == "SUCCESS" else JobFailed(record), state_name)
 
 
 def _cancelled() -> dict:
@@ -190,7 +202,7 @@ def _retry(task, s: Settings, exc: Exception, log) -> None:
         log.error("job.storage_unavailable", error=str(exc))
         return
     # below the visibility timeout: a retry waiting longer would be restored and run twice
-    delay = min(60.0, s.visibility_timeout / 2, s.storage_backoff_base * 2 ** task.request.retries)
+    delay = backoff(task.request.retries, s.storage_backoff_base, cap=min(60.0, s.visibility_timeout / 2))
     log.warning("job.storage_retry", error=str(exc), retry_in_s=delay)
     raise task.retry(countdown=delay, exc=exc)
 
@@ -213,7 +225,7 @@ def _finish(task, s: Settings, result: dict, log, written: bool = True, digest: 
     theirs = stored.get("spec_digest")
     if digest and theirs and theirs != digest:
         log.warning("job.id_reused", stored_status=stored.get("status"))
-        result = {**result, "status": "failed", "result_uri": None, "summary": None, "items": None,
+        result = {**result, "status": JobStatus.FAILED, "result_uri": None, "summary": None, "items": None,
                   "error": _error("CONFLICT", f"job_id {job_id!r} already has a result for a different "
                                               "spec (reused after its claim expired); submit with a new job_id")}
     else:

@@ -9,7 +9,9 @@ import redis
 
 from ocrfleet.config.redis import client_for
 from ocrfleet.config.settings import Settings
+from ocrfleet.jobs import contract as keys
 from ocrfleet.redaction import redact_obj
+from ocrfleet.retry import backoff
 
 OOM_WAIT_S = 600  # longest a task waits for a broker out of memory to take writes again
 
@@ -30,10 +32,10 @@ def start(s: Settings, job_id: str, where: str) -> tuple[int, bool]:
     deleting it at the end would open a gap before the record is stored."""
     def run():
         pipe = client(s).pipeline(transaction=False)
-        pipe.incr(s.key("deliveries", job_id))
-        pipe.expire(s.key("deliveries", job_id), s.result_expires)
-        pipe.set(s.key("running", job_id), where, ex=s.visibility_timeout)
-        pipe.exists(s.key("cancel", job_id))
+        pipe.incr(keys.deliveries_key(s, job_id))
+        pipe.expire(keys.deliveries_key(s, job_id), s.result_expires)
+        pipe.set(keys.running_key(s, job_id), where, ex=s.visibility_timeout)
+        pipe.exists(keys.cancel_key(s, job_id))
         return pipe.execute()
 
     deliveries, _, _, cancelled = through_oom(run)
@@ -44,7 +46,7 @@ def through_oom(fn, wait_s: float = OOM_WAIT_S):
     """Run ``fn`` (Redis writes), waiting while Redis answers "OOM command not allowed"
     (maxmemory + noeviction): the job's message stays unacked meanwhile, nothing is lost."""
     deadline = time.time() + wait_s
-    delay = 0.1
+    attempt = 0
     while True:
         try:
             return fn()
@@ -52,33 +54,33 @@ def through_oom(fn, wait_s: float = OOM_WAIT_S):
             oom = isinstance(exc, redis.exceptions.OutOfMemoryError) or "maxmemory" in str(exc)
             if not oom or time.time() > deadline:
                 raise
-            time.sleep(delay)
-            delay = min(2.0, delay * 2)
+            time.sleep(backoff(attempt, 0.1, cap=2.0))
+            attempt += 1
 
 
 def wait_writable(s: Settings) -> None:
     """Return once Redis takes a write (a no-op unless the broker is out of memory)."""
-    through_oom(lambda: client(s).set(s.key("writable"), "1", ex=60))
+    through_oom(lambda: client(s).set(keys.writable_key(s), "1", ex=60))
 
 
 def is_cancelled(s: Settings, job_id: str) -> bool:
-    return bool(client(s).exists(s.key("cancel", job_id)))
+    return bool(client(s).exists(keys.cancel_key(s, job_id)))
 
 
 def dead_letter(s: Settings, kind: str, record_id: str, record: dict) -> None:
     record = redact_obj({**record, "dead_lettered_at": time.time()})
-    through_oom(lambda: client(s).hset(s.key("dead", kind), record_id, json.dumps(record)))
+    through_oom(lambda: client(s).hset(keys.dead_key(s, kind), record_id, json.dumps(record)))
 
 
 def dead_letters(s: Settings, kind: str) -> dict[str, dict]:
-    raw = client(s).hgetall(s.key("dead", kind))
+    raw = client(s).hgetall(keys.dead_key(s, kind))
     return {k.decode(): json.loads(v) for k, v in sorted(raw.items())}
 
 
 def dead_messages(s: Settings, limit: int = 100) -> list[dict]:
     """Raw queue messages the workers could not decode (newest first), with their reason."""
-    return [json.loads(v) for v in client(s).lrange(s.key("dead", "messages"), 0, limit - 1)]
+    return [json.loads(v) for v in client(s).lrange(keys.dead_key(s, "messages"), 0, limit - 1)]
 
 
 def remove_dead_letter(s: Settings, kind: str, record_id: str) -> bool:
-    return bool(client(s).hdel(s.key("dead", kind), record_id))
+    return bool(client(s).hdel(keys.dead_key(s, kind), record_id))

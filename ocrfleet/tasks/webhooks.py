@@ -7,7 +7,6 @@ import hashlib
 import http.client
 import ipaddress
 import json
-import random
 import socket
 import ssl
 from urllib.parse import urlsplit
@@ -15,11 +14,12 @@ from urllib.parse import urlsplit
 from celery import shared_task
 
 from ocrfleet.config.settings import Settings
-from ocrfleet.producer import signing
+from ocrfleet.jobs import signing
+from ocrfleet.jobs.contract import DELIVER_TASK, webhook_sent_key
+from ocrfleet import retry
 from ocrfleet.redaction import redact_obj
 from ocrfleet.tasks import state
 
-DELIVER_TASK = "ocrfleet.deliver_webhook"
 MAX_RESPONSE = 64 * 1024
 
 
@@ -139,8 +139,8 @@ def post(s: Settings, delivery: dict) -> int:
 
 
 def backoff(s: Settings, attempt: int) -> float:
-    delay = min(s.webhook_backoff_max, s.webhook_backoff_base * 2 ** (attempt - 1))
-    return delay * random.uniform(0.8, 1.2)
+    """Seconds before delivery attempt ``attempt + 1``: base, 2x, 4x ... up to the max, +-20 %."""
+    return retry.backoff(attempt - 1, s.webhook_backoff_base, s.webhook_backoff_max, jitter=0.2)
 
 
 def enqueue(app, s: Settings, delivery: dict) -> None:
@@ -155,7 +155,7 @@ def deliver_webhook(self, delivery: dict) -> None:
     s: Settings = self.app.ocrfleet_settings
     attempt = self.request.retries + 1
     log = get_logger(job_id=delivery["job_id"], delivery_id=delivery["delivery_id"], attempt=attempt)
-    sent_key = s.key("webhook-sent", delivery["delivery_id"])
+    sent_key = webhook_sent_key(s, delivery["delivery_id"])
     r = state.client(s)
     if r.exists(sent_key):
         log.info("webhook.duplicate_skipped")

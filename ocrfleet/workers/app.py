@@ -9,6 +9,9 @@ from celery import signals
 from ocrfleet.config.celery import make_celery
 from ocrfleet.config.settings import load_settings
 from ocrfleet import redaction
+from ocrfleet.jobs.contract import FINALIZE_TASK, RECOGNIZE_TASK
+from ocrfleet.tasks.recognize import job_summary
+from ocrfleet.tasks.webhooks import check_secrets
 from ocrfleet.workers import kombu_fixes, logs, metrics
 from ocrfleet.workers.models import get_cache, reset_cache
 
@@ -21,8 +24,6 @@ app = make_celery(settings, main="ocrfleet-worker",
 
 @signals.worker_init.connect
 def _on_worker_init(**_):
-    from ocrfleet.tasks.webhooks import check_secrets
-
     logs.configure(settings.log_level)
     try:
         check_secrets(settings)
@@ -75,7 +76,7 @@ def _on_task_failure(sender=None, task_id=None, exception=None, args=None, **_):
     """The hard time limit kills the child: the parent finishes the job (TIME_LIMIT)."""
     from billiard.exceptions import TimeLimitExceeded
 
-    if isinstance(exception, TimeLimitExceeded) and getattr(sender, "name", "") == "ocrfleet.recognize":
+    if isinstance(exception, TimeLimitExceeded) and getattr(sender, "name", "") == RECOGNIZE_TASK:
         _finalize(task_id, args, "failed", "TIME_LIMIT",
                   f"job exceeded the {settings.task_time_limit} s hard time limit; its process was killed")
 
@@ -83,7 +84,7 @@ def _on_task_failure(sender=None, task_id=None, exception=None, args=None, **_):
 @signals.task_revoked.connect
 def _on_task_revoked(sender=None, request=None, expired=False, **_):
     """A job cancelled while queued never runs: the parent finishes it (CANCELLED)."""
-    if getattr(sender, "name", "") == "ocrfleet.recognize" and request is not None:
+    if getattr(sender, "name", "") == RECOGNIZE_TASK and request is not None:
         _finalize(request.id, getattr(request, "args", None), "cancelled", "CANCELLED",
                   "job expired before it ran" if expired else "job was cancelled before it ran")
 
@@ -91,8 +92,6 @@ def _on_task_revoked(sender=None, request=None, expired=False, **_):
 def _finalize(task_id, args, status: str, code: str, message: str) -> None:
     """Hand the job's ending to a child (``ocrfleet.finalize`` on the webhooks queue): result
     object, backend record and webhook like any other job; nothing is written from here."""
-    from ocrfleet.tasks.recognize import FINALIZE_TASK, job_summary
-
     spec = args[0] if args and isinstance(args[0], dict) else {}
     try:
         app.send_task(FINALIZE_TASK, args=[job_summary(spec, task_id), status, code, message],

@@ -8,13 +8,15 @@ running jobs, runs the recogniser once for all of them and hands each job its ow
 
 When the thread is free and lines are waiting it runs them at once if
 
-* ``batch_size`` lines are waiting, or
+* ``max_lines`` lines are waiting (setting ``batcher_max_lines``), or
 * every job that announced itself (``job()``) has submitted its lines: nobody else can
   join this batch, so waiting would only add latency, or
 * the oldest waiting request has waited ``max_wait_ms``.
 
 While the model runs, new requests queue up and go together into the next call: under load
-batches fill without any waiting. The engine's ``pack="exact"`` planning only ever puts
+batches fill without any waiting. A job's own ``batch_size`` (spec) is honoured as a cap: a
+model call never holds more lines than the smallest ``batch_size`` of the jobs in it (nor more
+than ``max_lines``). The engine's ``pack="exact"`` planning only ever puts
 lines of the same padded width in one model call, so every line gets the same text and
 score as when its job runs alone (tests/fleet/test_batcher.py checks this).
 
@@ -34,15 +36,16 @@ from contextlib import contextmanager
 
 from celery.exceptions import SoftTimeLimitExceeded
 
-from ocrfleet.recognition.engine import check_line
+from ocrfleet.recognition.engine import check_batch_size, check_line
 from ocrfleet.workers import metrics
 
 
 class _Request:
-    __slots__ = ("images", "future", "arrived", "owner")
+    __slots__ = ("images", "future", "arrived", "owner", "batch_size")
 
-    def __init__(self, images, owner):
+    def __init__(self, images, owner, batch_size: int | None = None):
         self.images = images
+        self.batch_size = batch_size
         self.future: Future = Future()
         self.arrived = time.monotonic()
         self.owner = owner
@@ -51,12 +54,10 @@ class _Request:
 class Batcher:
     """One inference thread for one recogniser. ``recognize()`` has the recogniser's signature."""
 
-    def __init__(self, recognizer, batch_size: int = 16, max_wait_ms: float = 20.0,
+    def __init__(self, recognizer, max_lines: int, max_wait_ms: float = 20.0,
                  pack: str = "exact", name: str = "model"):
-        if batch_size < 1:
-            raise ValueError("batch_size must be a positive integer")
         self.recognizer = recognizer
-        self.batch_size = batch_size
+        self.max_lines = check_batch_size(max_lines, "batcher_max_lines")
         self.max_wait = max(0.0, max_wait_ms) / 1000.0
         self.pack = pack
         self.name = name
@@ -88,11 +89,12 @@ class Batcher:
                 if self._expected.pop(token, None):
                     self._cond.notify_all()
 
-    def submit(self, images, token=None) -> Future:
-        """Queue line images; the future resolves to [(text, score)] in order. Invalid images
-        raise InvalidInputError here, in the caller, and never reach a shared batch."""
-        prepared = [check_line(im) for im in images]
-        req = _Request(prepared, token)
+    def submit(self, images, token=None, batch_size: int | None = None, checked: bool = False) -> Future:
+        """Queue line images; the future resolves to [(text, score)] in order. ``batch_size``: the
+        caller's cap on lines per model call. Invalid images raise InvalidInputError here, in the
+        caller, and never reach a shared batch (``checked``: the caller ran ``check_line``)."""
+        prepared = list(images) if checked else [check_line(im) for im in images]
+        req = _Request(prepared, token, batch_size)
         with self._cond:
             if self._stopped:
                 raise RuntimeError(f"batcher {self.name} is stopped")
@@ -107,10 +109,11 @@ class Batcher:
         return req.future
 
     def recognize(self, images, batch_size: int | None = None, pack: str | None = None,
-                  token=None, deadline: float | None = None) -> list[tuple[str, float]]:
-        """Like ``Recognizer.recognize`` (``batch_size``/``pack`` of the caller are ignored: with
-        exact packing they don't change results). ``deadline`` is a ``time.monotonic()`` value."""
-        future = self.submit(images, token)
+                  token=None, deadline: float | None = None, checked: bool = False) -> list[tuple[str, float]]:
+        """Like ``Recognizer.recognize``: ``batch_size`` caps the model calls these lines are in;
+        ``pack`` is the batcher's (exact: batching never changes results). ``deadline`` is a
+        ``time.monotonic()`` value."""
+        future = self.submit(images, token, batch_size, checked)
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
             return future.result(timeout)
@@ -129,7 +132,7 @@ class Batcher:
         """0 if a batch should run now, else seconds to wait (None: wait for a notify)."""
         if not self._queue:
             return None
-        if self._queued_lines >= self.batch_size or not self._expected:
+        if self._queued_lines >= self.max_lines or not self._expected:
             return 0.0
         return max(0.0, self._queue[0].arrived + self.max_wait - now)
 
@@ -137,7 +140,7 @@ class Batcher:
         taken, lines = [], 0
         while self._queue:
             req = self._queue[0]
-            if taken and lines + len(req.images) > self.batch_size:
+            if taken and lines + len(req.images) > self.max_lines:
                 break
             self._queue.popleft()
             self._queued_lines -= len(req.images)
@@ -163,8 +166,9 @@ class Batcher:
 
     def _run(self, batch: list[_Request]) -> None:
         images = [im for req in batch for im in req.images]
+        size = min([self.max_lines] + [req.batch_size for req in batch if req.batch_size])
         try:
-            texts = self.recognizer.recognize(images, batch_size=self.batch_size, pack=self.pack)
+            texts = self.recognizer.recognize(images, batch_size=size, pack=self.pack, checked=True)
         except BaseException as exc:  # noqa: BLE001 - delivered to the callers, the thread goes on
             self.stats["failed_calls"] += 1
             if len(batch) == 1:
@@ -172,8 +176,9 @@ class Batcher:
                 return
             for req in batch:  # find whose lines fail: each request alone
                 try:
-                    req.future.set_result(self.recognizer.recognize(req.images, batch_size=self.batch_size,
-                                                                    pack=self.pack))
+                    req.future.set_result(self.recognizer.recognize(
+                        req.images, batch_size=min(self.max_lines, req.batch_size or self.max_lines), pack=self.pack,
+                        checked=True))
                 except BaseException as one:  # noqa: BLE001
                     req.future.set_exception(one)
             return
@@ -209,16 +214,9 @@ def get_batcher(settings, name: str, recognizer) -> Batcher:
         if b is None or b.recognizer is not recognizer:
             if b is not None:
                 b.stop(0)
-            b = _batchers[name] = Batcher(recognizer, batch_size=settings.batch_size,
+            b = _batchers[name] = Batcher(recognizer, max_lines=settings.batcher_max_lines,
                                           max_wait_ms=settings.batch_max_wait_ms, name=name)
         return b
-
-
-def stop_all() -> None:
-    with _lock:
-        for b in _batchers.values():
-            b.stop()
-        _batchers.clear()
 
 
 class JobContext:
@@ -241,11 +239,13 @@ class JobContext:
     def backend_name(self) -> str:
         return self.recognizer.backend_name
 
-    def recognize(self, images, batch_size: int = 8, pack: str = "exact"):
+    def recognize(self, images, batch_size: int, pack: str = "exact", checked: bool = False):
+        """The job's lines, at most ``batch_size`` (the spec's) per model call, batched with
+        other jobs' lines in the threads pool."""
         self.check()
         if self.batcher is None:
-            return self.recognizer.recognize(images, batch_size=batch_size, pack=pack)
-        return self.batcher.recognize(images, token=self.token, deadline=self.deadline)
+            return self.recognizer.recognize(images, batch_size=batch_size, pack=pack, checked=checked)
+        return self.batcher.recognize(images, batch_size, token=self.token, deadline=self.deadline, checked=checked)
 
 
 def recognizer_name(recognizer) -> str:

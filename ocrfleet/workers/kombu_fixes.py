@@ -67,8 +67,7 @@ import json
 import time
 
 _settings = None
-RECOGNIZE = "ocrfleet.recognize"
-KNOWN_TASKS = {RECOGNIZE, "ocrfleet.deliver_webhook", "ocrfleet.finalize"}
+from ocrfleet.jobs.contract import RECOGNIZE_TASK as RECOGNIZE, TASKS as KNOWN_TASKS  # noqa: E402
 OOM_MARKERS = ("OOM", "EXECABORT", "maxmemory")
 
 
@@ -106,7 +105,7 @@ def _fleet_queues() -> set[str]:
 def _envelope(item: bytes, task_queue: bool) -> dict:
     """Every list: JSON and a kombu envelope (else kombu raises out of the consumer). The
     fleet's task queues: also the size and nesting limits."""
-    from ocrfleet.producer.spec import text_too_deep
+    from ocrfleet.jobs.spec import text_too_deep
 
     max_bytes, max_depth = _limits()
     if task_queue and len(item) > max_bytes:
@@ -127,7 +126,7 @@ def _envelope(item: bytes, task_queue: bool) -> dict:
 
 def _body(payload: dict) -> tuple[str, str | None]:
     """The task name and id from the headers; Poison (with a replacement) for a bad body."""
-    from ocrfleet.producer.spec import id_ok, text_too_deep
+    from ocrfleet.jobs.spec import id_ok, text_too_deep
 
     headers = payload.get("headers") or {}
     task, task_id = headers.get("task"), headers.get("id")
@@ -187,7 +186,10 @@ def dead_letter(channel, dest_key: bytes, item: bytes, poison: Poison) -> None:
     record = {"reason": poison.reason, "list": dest_key.decode("utf-8", "replace"),
               "task_id": poison.task_id, "replaced": poison.substitute is not None,
               "dead_lettered_at": time.time(), "raw": redact(item.decode("utf-8", "replace"))}
-    key = f"{_settings.key_prefix if _settings else 'ocrfleet'}:dead:messages"
+    from ocrfleet.config.settings import Settings
+    from ocrfleet.jobs.contract import dead_key
+
+    key = dead_key(_settings or Settings(), "messages")
     try:
         from ocrfleet.workers import metrics
 

@@ -13,16 +13,14 @@ from ocrfleet.errors import OcrFleetError
 
 
 def parse_device(device: str) -> tuple[str, int]:
-    """The one (kind, id) a worker serves: "cpu", "gpu", "gpu:1" (the engine's device syntax)."""
-    from ocrfleet.recognition.devices import parse_device as engine_devices
+    """The one (kind, id) a worker serves: "cpu", "gpu", "gpu:1" (the engine's parser,
+    ``recognition.devices.single_device``); ValueError for anything else."""
+    from ocrfleet.recognition.devices import single_device
 
     try:
-        devices = engine_devices(device)
+        return single_device(device)
     except OcrFleetError as exc:
-        raise ValueError(str(exc)) from exc
-    if len(devices) != 1:
-        raise ValueError(f"a worker serves one device; got {device!r} (start one worker per GPU)")
-    return devices[0]
+        raise ValueError(f"worker_device: {exc}") from exc
 
 
 class ModelCache:
@@ -50,9 +48,6 @@ class ModelCache:
             for old in same[:max(0, len(same) - self.capacity)]:
                 del self._models[old]
         return rec
-
-    def loaded(self) -> list[str]:
-        return list(self._models)
 
     def _load(self, name: str):
         from ocrfleet.recognition.engine import Recognizer

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from ocrfleet.config.settings import to_env
-from .servers import free_port, isolated_settings, RedisServer, WebhookReceiver, WeedS3, Worker
+from ocrfleet.testing.servers import free_port, isolated_settings, RedisServer, WebhookReceiver, WeedS3, Worker
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "real"
 MODEL = "PP-OCRv6_tiny_rec"

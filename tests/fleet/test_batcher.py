@@ -17,7 +17,7 @@ from ocrfleet.recognition.inputs import decode_image_bytes
 from ocrfleet.workers.batcher import Batcher, job_recognizer
 
 from .conftest import DATA, MODEL
-from .servers import Worker, free_port
+from ocrfleet.testing.servers import Worker, free_port
 
 
 def _lines() -> list[np.ndarray]:
@@ -60,18 +60,20 @@ class Flaky:
     def __init__(self, rec):
         self.rec = rec
         self.calls = []
+        self.sizes = []  # the batch_size of each model call
 
     backend_name = "flaky"
 
-    def recognize(self, images, batch_size=8, pack="exact"):
+    def recognize(self, images, batch_size=8, pack="exact", checked=False):
         self.calls.append(len(images))
+        self.sizes.append(batch_size)
         if any(im.shape[1] == 7 for im in images):
             raise RuntimeError("boom")
-        return self.rec.recognize(images, batch_size=batch_size, pack=pack)
+        return self.rec.recognize(images, batch_size=batch_size, pack=pack, checked=checked)
 
 
 def test_concurrent_submitters_get_their_own_results(rec, lines, alone):
-    b = Batcher(rec, batch_size=16, max_wait_ms=50, name="t")
+    b = Batcher(rec, max_lines=16, max_wait_ms=50, name="t")
     chunks = [list(range(i, min(i + n, len(lines)))) for i, n in
               zip(range(0, len(lines), 5), [1, 2, 5, 1, 3, 1, 4, 5, 1, 2] * 10)]
     results: dict[int, list] = {}
@@ -101,7 +103,7 @@ def test_concurrent_submitters_get_their_own_results(rec, lines, alone):
 
 
 def test_max_wait_is_honoured(rec, lines, alone):
-    b = Batcher(rec, batch_size=64, max_wait_ms=300, name="t")
+    b = Batcher(rec, max_lines=64, max_wait_ms=300, name="t")
     try:
         with b.job():  # an announced job that is still "fetching": the batcher may wait for it
             with b.job() as token:
@@ -116,7 +118,7 @@ def test_max_wait_is_honoured(rec, lines, alone):
             b.recognize([lines[1]], token=token)
             assert time.monotonic() - t0 < 0.25
         # a full batch runs at once even while others are expected
-        small = Batcher(rec, batch_size=2, max_wait_ms=5000, name="t2")
+        small = Batcher(rec, max_lines=2, max_wait_ms=5000, name="t2")
         with small.job(), small.job() as token:
             t0 = time.monotonic()
             _same(small.recognize(lines[2:4], token=token), alone[2:4])
@@ -128,7 +130,7 @@ def test_max_wait_is_honoured(rec, lines, alone):
 
 def test_exception_goes_to_its_callers_and_the_thread_keeps_serving(rec, lines, alone):
     flaky = Flaky(rec)
-    b = Batcher(flaky, batch_size=16, max_wait_ms=200, name="t")
+    b = Batcher(flaky, max_lines=16, max_wait_ms=200, name="t")
     bad = np.full((32, 7, 3), 255, np.uint8)
     try:
         with b.job() as t1, b.job() as t2, b.job() as t3:
@@ -154,9 +156,27 @@ def test_exception_goes_to_its_callers_and_the_thread_keeps_serving(rec, lines, 
         b.stop()
 
 
+def test_a_jobs_batch_size_caps_the_shared_model_calls(rec, lines, alone):
+    """Threads pool: a job's own spec batch_size is honoured, not ignored: the shared call its
+    lines are in runs at most that many lines per model call (the text is the same: exact packing)."""
+    spy = Flaky(rec)  # no 7-pixel-wide image here: the real recogniser, with its calls recorded
+    b = Batcher(spy, max_lines=16, max_wait_ms=2000, name="t")
+    try:
+        with b.job() as t1, b.job() as t2:
+            f_small = b.submit(lines[:3], t1, batch_size=2)
+            f_big = b.submit(lines[3:8], t2, batch_size=16)
+            _same(f_small.result(30), alone[:3])
+            _same(f_big.result(30), alone[3:8])
+        assert spy.calls == [8] and spy.sizes == [2], (spy.calls, spy.sizes)
+        assert b.recognize(lines[8:10], batch_size=4) and spy.sizes[-1] == 4
+        assert b.recognize(lines[10:11]) and spy.sizes[-1] == 16  # no cap given: max_lines
+    finally:
+        b.stop()
+
+
 def test_deadline_and_job_context(rec, lines, alone):
     settings = load_settings(env={})
-    b = Batcher(rec, batch_size=16, max_wait_ms=1000, name="t")
+    b = Batcher(rec, max_lines=16, max_wait_ms=1000, name="t")
     try:
         with b.job(), b.job() as token:  # the other job never submits: the line would wait 1 s
             with pytest.raises(SoftTimeLimitExceeded):
@@ -166,7 +186,7 @@ def test_deadline_and_job_context(rec, lines, alone):
     threads = settings.replace(worker_pool="threads", task_soft_time_limit=0.2, batch_max_wait_ms=5)
     with job_recognizer(threads, rec) as r:
         assert r.batcher is not None and r.backend_name == rec.backend_name
-        _same(r.recognize(lines[:3]), alone[:3])
+        _same(r.recognize(lines[:3], 8), alone[:3])
         time.sleep(0.25)
         with pytest.raises(SoftTimeLimitExceeded):
             r.check()

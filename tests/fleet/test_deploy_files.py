@@ -6,7 +6,7 @@ import re
 import redis
 import yaml
 
-from .servers import REPO
+from ocrfleet.testing.servers import REPO
 
 DOCKER = REPO / "docker"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .servers import REPO, RedisServer
+from ocrfleet.testing.servers import REPO, RedisServer
 
 LINE = REPO / "tests/data/real/rec/wildreceipt_lines/imgs/1_002.png"
 

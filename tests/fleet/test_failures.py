@@ -2,13 +2,16 @@
 validated before anything is enqueued; job ids are idempotency keys."""
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
 import redis
 
-from ocrfleet.producer import JobConflictError, SpecError
+from ocrfleet.jobs.contract import RECOGNIZE_TASK, job_key
+from ocrfleet.producer import JobConflictError, JobStatus, SpecError
 from ocrfleet.storage.results import read_result
+from ocrfleet.jobs import contract as keys
 
 from .conftest import DATA
 
@@ -20,9 +23,17 @@ def test_missing_object_is_not_found(producer, settings, worker, inputs):
     record = job.result(timeout=60)
     assert record["status"] == "failed"
     assert record["error"]["code"] == "NOT_FOUND", record
-    assert job.status() == "failed"
+    assert job.status() == "failed" and job.status() is JobStatus.FAILED
     stored = read_result(settings, job.id)
     assert stored["error"]["code"] == "NOT_FOUND" and "does/not/exist.png" in stored["error"]["message"]
+    # Celery tooling sees a failure: state FAILURE, the exception names the error code
+    meta = json.loads(redis.Redis.from_url(settings.result_backend).get(
+        producer.app.backend.get_key_for_task(job.id)))
+    assert meta["status"] == "FAILURE", meta
+    assert meta["result"]["exc_type"] == "JobFailed" and meta["result"]["exc_module"] == "ocrfleet.jobs.contract"
+    assert meta["result"]["exc_message"][0]["error"]["code"] == "NOT_FOUND"
+    assert producer.app.AsyncResult(job.id).state == "FAILURE"
+    assert record["result_uri"] == job.result_uri  # the result object stays
 
 
 def test_missing_bucket_is_not_found(producer, worker, inputs):
@@ -38,8 +49,17 @@ def test_corrupt_image_fails_and_next_job_succeeds(producer, worker, inputs):
     assert good.result(timeout=60)["status"] == "succeeded"
 
 
-def test_unknown_model_is_model_unavailable(producer, worker, inputs):
-    record = producer.submit([inputs["lines"][0]], model_name="PP-OCRv9_imaginary_rec").result(timeout=60)
+def test_unknown_model_refused_at_submit_and_by_the_worker(producer, settings, worker, inputs):
+    with pytest.raises(SpecError, match=r"unknown model 'PP-OCRv5_mobil_rec'; did you mean 'PP-OCRv5_mobile_rec'"):
+        producer.submit([inputs["lines"][0]], model_name="PP-OCRv5_mobil_rec")
+    with pytest.raises(SpecError, match=r"det_model_name: 'PP-OCRv5_mobile_rec' is a rec model, not a det model"):
+        producer.submit([inputs["lines"][0]], det_model_name="PP-OCRv5_mobile_rec")
+    # a producer with another catalogue (or none) sends it anyway: the worker refuses it
+    job_id = f"model-{uuid.uuid4().hex[:8]}"
+    spec = {"spec_version": 1, "job_id": job_id, "model_name": "PP-OCRv9_imaginary_rec",
+            "inputs": [{"ref": inputs["lines"][0]}]}
+    producer.app.send_task(RECOGNIZE_TASK, args=[spec], task_id=job_id, queue=settings.queue("cpu"))
+    record = producer.job(job_id).result(timeout=60)
     assert record["error"]["code"] == "MODEL_UNAVAILABLE", record
 
 
@@ -52,7 +72,8 @@ def test_file_refs_under_allowed_root(producer, settings, worker):
     path = sorted((DATA / "rec/wildreceipt_lines/imgs").iterdir())[0]
     job = producer.submit(f"file://{path}")
     assert job.result(timeout=60)["status"] == "succeeded"
-    with pytest.raises(SpecError, match="allowed file root"):
+    with pytest.raises(SpecError, match="allowed file root; to allow it, add it to the allowed_file_roots "
+                                        r"setting \(OCRFLEET_ALLOWED_FILE_ROOTS\); producers and workers both"):
         producer.submit("file:///etc/passwd")
     with pytest.raises(SpecError, match=r"'\.\.'"):
         producer.submit(f"file://{DATA}/../../../etc/passwd")
@@ -70,7 +91,11 @@ def _queued(settings) -> int:
     (dict(inputs=["s3://b/k.png"], device="tpu"), "device"),
     (dict(inputs=["s3://b/k.png"], job_id="bad id with spaces"), "job_id"),
     (dict(inputs=["s3://b/k.png"], regions=[[[1, 2, 3]]]), "regions"),
-    (dict(inputs=["https://evil.example/a.png"]), "allow-listed"),
+    (dict(inputs=["s3://b/k.png"], regions=5), "regions is malformed"),               # was a TypeError
+    (dict(inputs=["s3://b/k.png"], regions=[[1, 2, "x", 4]]), "a region is a box"),   # was a ValueError
+    (dict(inputs=["s3://b/k.png"], pages=3), "pages is malformed"),
+    (dict(inputs=["https://evil.example/a.png"]), "allow-listed; to allow it, add it to the allowed_http_hosts"),
+    (dict(inputs=["s3://b/k.png"], webhook_url="http://10.0.0.1/h"), "webhook_allow_private"),
     (dict(inputs=["s3://b/k.png"], metadata={"blob": "x" * 300_000}), "limit"),
 ])
 def test_bad_spec_rejected_before_enqueue(producer, settings, kwargs, message):
@@ -80,7 +105,7 @@ def test_bad_spec_rejected_before_enqueue(producer, settings, kwargs, message):
     with pytest.raises(SpecError, match=message):
         producer.submit(kwargs.pop("inputs"), job_id=job_id, **kwargs)
     assert _queued(settings) == before
-    assert not redis.Redis.from_url(settings.redis).exists(settings.key("job", job_id))
+    assert not redis.Redis.from_url(settings.redis).exists(job_key(settings, job_id))
 
 
 def test_idempotent_resubmit(producer, settings, worker, inputs):
@@ -94,7 +119,7 @@ def test_idempotent_resubmit(producer, settings, worker, inputs):
     with pytest.raises(JobConflictError):
         producer.submit([inputs["lines"][2]], job_id=job_id)
     r = redis.Redis.from_url(settings.redis)
-    assert int(r.get(settings.key("deliveries", job_id))) == 1  # executed once
+    assert int(r.get(keys.deliveries_key(settings, job_id))) == 1  # executed once
 
 
 def test_cancel_before_start(producer, settings, inputs):
@@ -118,7 +143,7 @@ def test_http_input_transient_errors_retry_then_succeed(producer, settings, work
     gets = [r for r in webhook_receiver.requests if r["path"] == url[len(webhook_receiver.url):]]
     assert len(gets) == 3 and gets[2]["time"] - gets[1]["time"] >= 0.5  # backoff 0.3 s, then 0.6 s
     r = redis.Redis.from_url(settings.redis)
-    assert int(r.get(settings.key("deliveries", job.id))) == 3  # two retries, counted apart
+    assert int(r.get(keys.deliveries_key(settings, job.id))) == 3  # two retries, counted apart
     missing = producer.submit(f"{webhook_receiver.url}/files/nothing.png").result(timeout=60)
     assert missing["error"]["code"] == "NOT_FOUND", missing
 

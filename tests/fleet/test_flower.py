@@ -2,6 +2,7 @@
 and the ocrfleet task (events; the fleet sends them: worker_send_task_events, -E)."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -11,14 +12,14 @@ import time
 import urllib.error
 import urllib.request
 
-import flower  # noqa: F401 - the `test` extra installs it (flower==2.2.0)
 import pytest
 
 from ocrfleet.config.settings import to_env
 
-from .servers import REPO, free_port, stop
+from ocrfleet.testing.servers import REPO, free_port, stop
 
 pytestmark = pytest.mark.timeout(60)
+assert importlib.util.find_spec("flower"), "the `test` extra installs flower (==2.2.0)"
 
 
 def _get(url: str):
@@ -75,3 +76,10 @@ def test_flower_sees_worker_and_task(flower, producer, worker, inputs):
     assert task["worker"].startswith(worker.name + "@")
     metrics = _get(f"{flower}/metrics")[1]
     assert 'flower_events_total{task="ocrfleet.recognize",type="task-succeeded"' in metrics
+
+    # a failed job is a failure in Flower too (Celery's FAILURE state), its error code shown
+    bad = producer.submit("s3://inputs/flower/missing.png")
+    assert bad.result(timeout=30)["error"]["code"] == "NOT_FOUND"
+    task = _until(lambda: (t := json.loads(_get(f"{flower}/api/task/info/{bad.id}")[1]))["state"] == "FAILURE"
+                  and t, 15, "the failed task in /api/task/info")
+    assert "NOT_FOUND" in task["exception"] and "missing.png" in task["exception"], task["exception"]

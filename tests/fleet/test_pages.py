@@ -21,7 +21,7 @@ import pytest
 
 from ocrfleet.config.settings import to_env
 from .conftest import DATA
-from .servers import REPO, Worker
+from ocrfleet.testing.servers import REPO, Worker
 
 DET, REC = "PP-OCRv6_tiny_det", "PP-OCRv6_tiny_rec"
 MAX_LINES = 300

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ocrfleet.workers.metrics import QueueDepthCollector, priority_lists
 
-from .servers import free_port
+from ocrfleet.testing.servers import free_port
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from ocrfleet.tasks import state
+from ocrfleet.jobs import contract as keys
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.timeout(150)
 def _wait_running(r, settings, job_id, not_pid=None, timeout=30.0) -> int:
     deadline = time.time() + timeout
     while time.time() < deadline:
-        where = r.get(settings.key("running", job_id))
+        where = r.get(keys.running_key(settings, job_id))
         if where:
             pid = int(where.decode().rsplit(":", 1)[1])
             if pid != not_pid:
@@ -48,8 +49,8 @@ def test_sigkill_child_mid_job_is_redelivered_once(producer, settings, worker, i
     record = job.result(timeout=90)
     assert record["status"] == "succeeded", (record, worker.tail())
     assert record["summary"]["lines"] == 480
-    assert int(r.get(settings.key("deliveries", job.id))) == 2
-    assert _result_objects(s3_server, settings, job.id) == [f"{settings.results_prefix}/{job.id}.json"]
+    assert int(r.get(keys.deliveries_key(settings, job.id))) == 2
+    assert _result_objects(s3_server, settings, job.id) == [keys.result_key(settings, job.id)]
     print(f"redelivered and finished {time.time() - t_kill:.1f} s after the kill")
 
 

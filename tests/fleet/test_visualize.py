@@ -8,6 +8,7 @@ from PIL import Image
 
 from ocrfleet.producer import SpecError
 from ocrfleet.storage.results import read_result, result_key
+from ocrfleet.jobs import contract as keys
 
 from .conftest import DATA
 
@@ -36,7 +37,7 @@ def test_visualize_writes_one_png_per_line_before_the_result(producer, settings,
     widths = [_image(c, ref).width for ref in lines] + [b[2] - b[0] for b in boxes]
     result_time = c.head_object(Bucket=settings.results_bucket, Key=result_key(settings, job.id))["LastModified"]
     for n, (item, line_width) in enumerate(zip(items, widths)):
-        assert item["vis_uri"] == f"s3://{settings.results_bucket}/{settings.results_prefix}/{job.id}/{n}.png"
+        assert item["vis_uri"] == keys.visual_uri(settings, job.id, n)
         png = _image(c, item["vis_uri"])
         assert png.format == "PNG" and png.mode == "RGB"
         assert png.width > line_width, (n, png.size, line_width)  # the line, then its text and score

@@ -10,12 +10,12 @@ import time
 import pytest
 
 from ocrfleet.config.settings import to_env
-from ocrfleet.producer.signing import InvalidSignature, headers, verify_signature
+from ocrfleet.jobs.signing import InvalidSignature, headers, verify_signature
 from ocrfleet.tasks import state
 from ocrfleet.tasks.webhooks import BlockedTarget, resolve_target
 
 from .conftest import SECRET
-from .servers import REPO
+from ocrfleet.testing.servers import REPO
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -10,10 +10,10 @@ import pytest
 
 from ocrfleet.config.settings import to_env
 
-from .helpers import MODEL, REPORT, line_png, make_settings
+from .helpers import MODEL, REPORT, line_png
 from .servers import Origin, Redis, Weed
 
-from fleet.servers import Worker, free_port  # noqa: E402
+from ocrfleet.testing.servers import Worker
 
 
 @pytest.fixture(scope="session")

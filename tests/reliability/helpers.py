@@ -11,7 +11,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fleet.servers import isolated_settings
+from ocrfleet.testing.servers import isolated_settings
+
+from ocrfleet.jobs.contract import record_of
+from ocrfleet.jobs import contract as keys
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data" / "real"
@@ -52,8 +55,8 @@ def backend_records(settings, job_ids, redis_client=None) -> dict[str, dict]:
             if raw is None:
                 continue
             meta = json.loads(raw)
-            if meta.get("status") in ("SUCCESS", "FAILURE"):
-                out[job_id] = meta["result"] if meta["status"] == "SUCCESS" else {
+            if meta.get("status") in ("SUCCESS", "FAILURE", "REVOKED"):  # a failed job: FAILURE + its record
+                out[job_id] = record_of(meta["status"], meta["result"]) or {
                     "status": "failed", "error": {"code": "TASK_FAILURE", "message": str(meta["result"])}}
     return out
 
@@ -103,7 +106,7 @@ def deliveries(settings, job_ids) -> dict[str, int]:
     out = {}
     for i in range(0, len(ids), 500):
         chunk = ids[i:i + 500]
-        for j, v in zip(chunk, r.mget([settings.key("deliveries", j) for j in chunk])):
+        for j, v in zip(chunk, r.mget([keys.deliveries_key(settings, j) for j in chunk])):
             out[j] = int(v) if v is not None else 0
     return out
 

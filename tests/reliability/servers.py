@@ -1,7 +1,7 @@
 """Servers the reliability suite can break on purpose: a redis-server with AOF (restart on the
 same port and data dir, optional password and TLS), a SeaweedFS S3 that can be stopped and
 started again on the same ports and data, and an HTTP origin (files, redirects, slow and
-failing webhook endpoints). Built on tests/fleet/servers.py."""
+failing webhook endpoints). Built on ocrfleet/testing/servers.py."""
 from __future__ import annotations
 
 import os
@@ -14,7 +14,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from fleet.servers import WeedS3, free_port, stop  # noqa: F401  (tests/ is on sys.path)
+from ocrfleet.testing.servers import WeedS3, free_port, stop  # noqa: F401
 
 
 class Weed(WeedS3):

@@ -15,10 +15,11 @@ import redis
 
 from ocrfleet.config.settings import to_env
 from ocrfleet.producer import Producer
-from ocrfleet.producer.signing import verify_signature
+from ocrfleet.jobs.signing import verify_signature
 from ocrfleet.tasks import state
 
-from fleet.servers import free_port
+from ocrfleet.testing.servers import free_port
+from ocrfleet.jobs import contract as keys
 
 from .helpers import (REPO, REPORT, SECRET, deliveries, line_png, make_settings, read_objects, result_objects,
                       wait_records)
@@ -29,7 +30,7 @@ def _wait_running(settings, job_id, timeout=30.0) -> int:
     r = redis.Redis.from_url(settings.redis)
     deadline = time.time() + timeout
     while time.time() < deadline:
-        where = r.get(settings.key("running", job_id))
+        where = r.get(keys.running_key(settings, job_id))
         if where:
             return int(where.decode().rsplit(":", 1)[1])
         time.sleep(0.01)
@@ -38,7 +39,7 @@ def _wait_running(settings, job_id, timeout=30.0) -> int:
 
 def _one_object_each(weed, settings, ids) -> dict:
     objects = result_objects(weed.client(), settings)
-    assert set(objects) == {f"{settings.results_prefix}/{i}.json" for i in ids}
+    assert set(objects) == {keys.result_key(settings, i) for i in ids}
     bodies = read_objects(weed.client(), settings, objects)  # every object parses: nothing half-written
     assert all(b["status"] == "succeeded" and b["job_id"] in ids for b in bodies.values())
     return bodies

@@ -20,8 +20,9 @@ import redis
 
 from ocrfleet.config.settings import to_env
 from ocrfleet.producer import EnqueueError, Producer, SpecError
-from ocrfleet.producer.signing import InvalidSignature, ReplayGuard, headers as sign_headers, verify_signature
+from ocrfleet.jobs.signing import InvalidSignature, ReplayGuard, headers as sign_headers, verify_signature
 from ocrfleet.tasks import state
+from ocrfleet.jobs import contract as keys
 
 from .helpers import DATA, REPO, REPORT, SECRET, line_png, make_settings, read_objects
 
@@ -114,7 +115,7 @@ def test_poison_messages_are_dead_lettered_and_the_worker_keeps_serving(hard, or
     records = {k: producer.job(v).result(timeout=60) for k, v in ids.items()}
     for k, rec in records.items():
         assert rec["status"] == "failed" and rec["error"]["code"] == "INVALID_INPUT", (k, rec)
-    objects = read_objects(weed.client(), settings, [f"{settings.results_prefix}/{v}.json" for v in ids.values()])
+    objects = read_objects(weed.client(), settings, [keys.result_key(settings, v) for v in ids.values()])
     assert {o["error"]["code"] for o in objects.values()} == {"INVALID_INPUT"}
     post = origin.wait_posts(hook, 1)[0]  # the deep job's webhook, read from its top level
     assert json.loads(post["body"])["status"] == "failed"
@@ -191,12 +192,12 @@ def test_broker_out_of_memory(weed, redis_aof, origin, fleet):
         refused_id = f"oom-{uuid.uuid4().hex[:8]}"
         with pytest.raises(EnqueueError):
             producer.submit("s3://inputs/rel/line.png", job_id=refused_id)
-        assert not c.exists(settings.key("job", refused_id))
+        assert not c.exists(keys.job_key(settings, refused_id))
         # the claim landed (claims on another Redis) but the enqueue failed: the claim is rolled back
         other = Producer(settings.replace(redis_url=f"{redis_aof.url}/0"))
         with pytest.raises(EnqueueError, match="claim was released"):
             other.submit("s3://inputs/rel/line.png", job_id=refused_id)
-        assert not redis_aof.client().exists(settings.key("job", refused_id))
+        assert not redis_aof.client().exists(keys.job_key(settings, refused_id))
         time.sleep(6)  # the slow job ends and the worker takes the next message while Redis refuses writes
         assert w.proc.poll() is None, w.tail()
         c.config_set("maxmemory", 0)
@@ -237,7 +238,7 @@ def test_time_limit_and_cancel_while_queued_end_with_a_record_and_one_webhook(ha
     assert queued.status() == "cancelled"
     cpost = origin.wait_posts(hook_c, 1, timeout=60)[0]
     assert json.loads(cpost["body"])["status"] == "cancelled"
-    objects = read_objects(weed.client(), settings, [f"{settings.results_prefix}/{j.id}.json" for j in (stuck, queued)])
+    objects = read_objects(weed.client(), settings, [keys.result_key(settings, j.id) for j in (stuck, queued)])
     assert sorted(o["error"]["code"] for o in objects.values()) == ["CANCELLED", "TIME_LIMIT"]
     time.sleep(1.0)
     assert len(origin.posts(hook_t)) == 1 and len(origin.posts(hook_c)) == 1
@@ -271,7 +272,7 @@ def test_job_id_reused_after_claim_expiry_never_returns_the_stale_result(hard):
     first = producer.submit("s3://inputs/rel/line.png", job_id=job_id)
     assert first.result(timeout=60)["status"] == "succeeded"
     r = redis.Redis.from_url(settings.redis)
-    r.delete(settings.key("job", job_id))  # both expire after result_expires (24 h)
+    r.delete(keys.job_key(settings, job_id))  # both expire after result_expires (24 h)
     redis.Redis.from_url(settings.result_backend).delete(f"celery-task-meta-{job_id}")
     second = producer.submit("s3://inputs/rel/line.png", job_id=job_id, regions=[[0, 0, 100, 32]])
     assert second.created

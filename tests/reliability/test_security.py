@@ -14,8 +14,8 @@ import pytest
 import redis
 
 from ocrfleet.producer import Producer
-from ocrfleet.producer import signing
-from ocrfleet.producer.signing import InvalidSignature, verify_signature
+from ocrfleet.jobs import signing
+from ocrfleet.jobs.signing import InvalidSignature, verify_signature
 
 from .helpers import REPORT, SECRET, line_png, make_settings
 from .servers import Redis

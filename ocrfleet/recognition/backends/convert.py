@@ -2,7 +2,6 @@
 paddle2onnx and cached beside the other cached models, keyed by the weights' hash."""
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import subprocess
@@ -48,12 +47,9 @@ def _fix_scalar_concat(path: str) -> None:
 
 
 def _digest(files: ModelFiles) -> str:
-    h = hashlib.sha256()
-    for p in (files.model_file, files.params_file):
-        with open(p, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()[:16]
+    from ocrfleet.recognition.hub import file_digest
+
+    return file_digest([files.model_file, files.params_file])[:16]
 
 
 def onnx_path(files: ModelFiles) -> Path:
