@@ -383,7 +383,9 @@ def name_unresolved(exc: BaseException) -> bool:
     """True when ``exc`` (or its cause) is a DNS failure: no network, or no DNS, here."""
     import socket
 
-    while exc is not None:
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:  # a chain can loop back on itself
+        seen.add(id(exc))
         if isinstance(exc, socket.gaierror) or "Name or service not known" in str(exc) \
                 or "Temporary failure in name resolution" in str(exc):
             return True
