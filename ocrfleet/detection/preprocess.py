@@ -67,10 +67,12 @@ def resize(img: np.ndarray, limit_side_len: int, limit_type: str, max_side_limit
 
 
 def normalize(img: np.ndarray, mean, std, scale) -> np.ndarray:
-    """HWC uint8 (channel order as read) -> CHW float32: x * scale / std - mean / std."""
+    """HWC uint8 (channel order as read) -> contiguous CHW float32: x * scale / std - mean / std
+    (per channel, the same float32 operations as PaddleOCR's, so the same values)."""
     alpha = np.array([scale / s for s in std], np.float32)
     beta = np.array([-m / s for m, s in zip(mean, std)], np.float32)
-    out = img.astype(np.float32)
-    out *= alpha
-    out += beta
-    return out.transpose(2, 0, 1)
+    out = np.empty((img.shape[2],) + img.shape[:2], np.float32)
+    for c, channel in enumerate(cv2.split(img)):
+        np.multiply(channel, alpha[c], out=out[c])
+        out[c] += beta[c]
+    return out
