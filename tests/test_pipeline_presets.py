@@ -84,3 +84,17 @@ def test_parallel_engines_give_batch_one_text_on_real_lines(fast, page):
     assert [t for t, _ in got] == [t for t, _ in alone]
     assert np.allclose([s for _, s in got], [s for _, s in alone], atol=1e-5)
     assert parallel.recognize([], 6) == []
+
+
+def test_cli_preset(capsys):
+    from ocrfleet.cli import main
+
+    page = str(sorted(PAGE.glob("*.png"))[0])
+    args = ["ocr", "-i", page, "--text_detection_model_name", "PP-OCRv6_tiny_det", "--text_recognition_model_name",
+            "PP-OCRv6_tiny_rec", "--use_textline_orientation", "false", "--cpu_threads", "1"]
+    assert main(args + ["--preset", "fast"]) == 0
+    out = capsys.readouterr().out
+    assert '"max_side_limit": 1600' in out and '"thresh": 0.2' in out
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert '"max_side_limit": 4000' in out and '"thresh": 0.3' in out
