@@ -50,6 +50,22 @@ def vm_hwm_mb(pid: int) -> float:
     return float("nan")
 
 
+def settings_args(pairs: list[str]) -> dict:
+    """``NAME=VALUE`` strings as Settings fields (typed as the field is)."""
+    import dataclasses
+
+    from ocrfleet.config.settings import Settings, _coerce
+
+    known = {f.name: f for f in dataclasses.fields(Settings)}
+    out = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        if name not in known:
+            raise SystemExit(f"unknown setting {name!r}")
+        out[name] = _coerce(known[name], value)
+    return out
+
+
 def upload_pages(s3) -> tuple[list[dict], list]:
     """(job inputs, decoded page images) for every page, in the same order."""
     from ocrfleet.recognition.inputs import decode_image_bytes, render_pdf_bytes
@@ -96,6 +112,8 @@ def main() -> int:
     ap.add_argument("--engine-threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--max-page-pixels", type=int, default=None,
                     help="the workers' max_page_pixels (smaller: less detector memory, other boxes than the engine's)")
+    ap.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
+                    help="a worker setting, e.g. page_det_max_side=1280 or page_preset=fast (repeatable)")
     args = ap.parse_args()
 
     from ocrfleet import PaddleOCR
@@ -108,7 +126,8 @@ def main() -> int:
         base = isolated_settings(redis.url, s3, "bench-pages", "bench-secret", args.rec,
                                  default_det_model=args.det, worker_models=[args.rec, args.det],
                                  cpu_threads=args.cpu_threads, task_events=False,
-                                 **({} if args.max_page_pixels is None else {"max_page_pixels": args.max_page_pixels}))
+                                 **({} if args.max_page_pixels is None else {"max_page_pixels": args.max_page_pixels}),
+                                 **settings_args(args.setting))
         producer = Producer(base)
         jobs, images = upload_pages(s3.client())
         wargs = shlex.split(args.worker)
@@ -119,7 +138,8 @@ def main() -> int:
         time.sleep(3)  # the children load + warm both models at start
         rss_start = {pid: vm_hwm_mb(pid) for pid in worker.children()}
         ocr = PaddleOCR(text_detection_model_name=args.det, text_recognition_model_name=args.rec,
-                        use_textline_orientation=False, cpu_threads=args.engine_threads)
+                        use_textline_orientation=False, cpu_threads=args.engine_threads,
+                        preset=base.page_preset or None)
         run_engine(ocr, images[:1])
         run_fleet(producer, jobs[:conc])  # warm both children's first job
         rounds = []
@@ -139,7 +159,8 @@ def main() -> int:
         out = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": platform.node(),
                "cpus": os.cpu_count(), "loadavg": os.getloadavg(), "command": " ".join(sys.argv),
                "det": args.det, "rec": args.rec, "worker": args.worker, "cpu_threads": args.cpu_threads,
-               "engine_threads": args.engine_threads, "max_page_pixels": base.max_page_pixels, "pages": len(jobs), "rounds": rounds,
+               "engine_threads": args.engine_threads, "max_page_pixels": base.max_page_pixels,
+               "settings": args.setting, "pages": len(jobs), "rounds": rounds,
                "median_ratio": statistics.median(r["ratio"] for r in rounds),
                "worker_rss_peak_mb_after_start": rss_start, "worker_rss_peak_mb_after_jobs": rss_end}
         print(f"median ratio {out['median_ratio']:.3f}; worker VmHWM after start "

@@ -291,3 +291,22 @@ def test_unknown_wrong_task_and_unavailable_models(isolated_home, monkeypatch):
         TextDetection()  # PP-OCRv5_server_det: hub only
     assert err.value.code == "MODEL_UNAVAILABLE"
     assert "PP-OCRv5_server_det" in str(err.value) and "PP-OCRv5_mobile_det" in str(err.value)
+
+
+def test_onnx_models_on_onnxruntime_do_not_import_openvino():
+    """Worker memory: OpenVINO is only looked for (not imported, ~45 MB) when an ONNX model's
+    default backend, ONNX Runtime, loads; it is still available when asked for by name."""
+    import sys
+
+    code = ("import sys\n"
+            "from ocrfleet.detection import TextDetection\n"
+            "from ocrfleet.recognition.api import TextRecognition\n"
+            "d = TextDetection(model_name='PP-OCRv5_mobile_det', cpu_threads=1)\n"
+            "r = TextRecognition(model_name='PP-OCRv5_mobile_rec', cpu_threads=1)\n"
+            "print(d.backend, r.backend, 'openvino' in sys.modules)\n"
+            "TextDetection(model_name='PP-OCRv5_mobile_det', cpu_threads=1, backend='openvino')\n"
+            "print('openvino' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])),
+                         check=True).stdout.split()
+    assert out == ["onnxruntime", "onnxruntime", "False", "True"]

@@ -77,6 +77,8 @@ class Settings:
     auto_line_max_height: int = 144        # mode auto: an image at most this tall is one line (3x rec height 48)
     max_page_pixels: int = 40_000_000      # larger pages are scaled down to this before detection
     max_page_lines: int = 1000             # more detected lines on one page: TOO_LARGE naming the page
+    page_preset: str = ""                  # "": PaddleOCR's detection parameters; "fast": PaddleOCR(preset="fast")'s
+    page_det_max_side: int = 0             # >0: detector input's long side capped at this (worker memory; docs/pages.md)
     # cross-job batching (threads pool only; see docs/fleet.md "Batching across jobs")
     worker_pool: str = "prefork"           # prefork | threads (set by `ocrfleet worker --pool`)
     batcher_max_lines: int = 16            # most lines in one batched model call (all jobs); was batch_size

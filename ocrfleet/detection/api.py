@@ -171,7 +171,8 @@ class TextDetection:
         for idx in groups.values():
             for k in range(0, len(idx), limit):
                 part = idx[k:k + limit]
-                batch = np.stack([prepared[i][0] for i in part]).astype(np.float32, copy=False)
+                batch = (prepared[part[0]][0][None] if len(part) == 1
+                         else np.stack([prepared[i][0] for i in part]))
                 with self._lock:
                     out = self.backend_impl.run(batch)
                 for j, i in enumerate(part):

@@ -38,8 +38,9 @@ def target_size(h: int, w: int, limit_side_len: int, limit_type: str, max_side_l
     else:
         raise ValueError(f"limit_type must be one of {LIMIT_TYPES}, not {limit_type!r}")
     rh, rw = int(h * ratio), int(w * ratio)
-    if max(rh, rw) > max_side_limit:
-        log.warning("resized page (%dx%d) exceeds max_side_limit %d; resizing to fit", rw, rh, max_side_limit)
+    if max(rh, rw) > max_side_limit:  # PaddleOCR warns; a cap under its 4000 is asked for (preset "fast")
+        log.log(logging.WARNING if max_side_limit >= 4000 else logging.DEBUG,
+                "resized page (%dx%d) exceeds max_side_limit %d; resizing to fit", rw, rh, max_side_limit)
         ratio = float(max_side_limit) / max(rh, rw)
         rh, rw = int(rh * ratio), int(rw * ratio)
     return max(int(round(rh / 32) * 32), 32), max(int(round(rw / 32) * 32), 32)
@@ -67,10 +68,12 @@ def resize(img: np.ndarray, limit_side_len: int, limit_type: str, max_side_limit
 
 
 def normalize(img: np.ndarray, mean, std, scale) -> np.ndarray:
-    """HWC uint8 (channel order as read) -> CHW float32: x * scale / std - mean / std."""
+    """HWC uint8 (channel order as read) -> contiguous CHW float32: x * scale / std - mean / std
+    (per channel, the same float32 operations as PaddleOCR's, so the same values)."""
     alpha = np.array([scale / s for s in std], np.float32)
     beta = np.array([-m / s for m, s in zip(mean, std)], np.float32)
-    out = img.astype(np.float32)
-    out *= alpha
-    out += beta
-    return out.transpose(2, 0, 1)
+    out = np.empty((img.shape[2],) + img.shape[:2], np.float32)
+    for c, channel in enumerate(cv2.split(img)):
+        np.multiply(channel, alpha[c], out=out[c])
+        out[c] += beta[c]
+    return out

@@ -43,6 +43,8 @@ def register(sub) -> argparse.ArgumentParser:
         p.add_argument(f"--{old}", dest=new, type=types[new], default=None, help=f"deprecated: --{new}")
     p.add_argument("--device", default=None, help="cpu, gpu, gpu:0")
     add_engine_args(p)
+    p.add_argument("--preset", default=None, choices=["fast"],
+                   help="fast: faster-paddle's detector size and DB thresholds, one rec engine per core (docs/pages.md)")
     p.add_argument("--text", action="store_true", help="print each page's text instead of its result")
     p.set_defaults(func=run_ocr)
     return p
@@ -57,7 +59,7 @@ def run_ocr(args) -> int:
     ocr = PaddleOCR(**kwargs, ocr_version=args.ocr_version, device=args.device, enable_hpi=args.enable_hpi,
                     use_tensorrt=args.use_tensorrt, precision=args.precision, enable_mkldnn=args.enable_mkldnn,
                     mkldnn_cache_capacity=args.mkldnn_cache_capacity, cpu_threads=args.cpu_threads,
-                    backend=args.backend, on_error=args.on_error)
+                    backend=args.backend, on_error=args.on_error, preset=args.preset)
     for res in ocr.predict_iter(args.input):
         if args.text:
             print(res.text)

@@ -16,6 +16,13 @@ Deliberate differences from PaddleOCR 3.7 (see docs/pages.md):
 * ``cpu_threads`` is an upper bound (never more threads than the process has cores);
   ``backend=`` picks the engine as in ``TextRecognition``; ``on_error="skip"`` skips bad inputs.
 * ``return_word_box=True`` is not supported (InvalidInputError).
+
+``preset="fast"`` (keyword-only; default ``None``: PaddleOCR's behaviour exactly) trades
+PaddleOCR's detector size for faster-paddle's: the page's short side grown to at least 736 px,
+its long side capped at 1600 px (``FAST_DET``), with the detector's own DB thresholds (its
+inference.yml; PP-OCRv6: 0.2 / 0.4-0.45 / 1.4) instead of OCR.yaml's; and recognises on one
+single-threaded engine per core (``ocrfleet.ocr.parallel``: the same text as one engine).
+Explicit ``text_det_*`` arguments still win. See docs/pages.md "Presets".
 """
 from __future__ import annotations
 
@@ -28,7 +35,10 @@ from ocrfleet.errors import InvalidInputError, ModelUnavailableError, OcrFleetEr
 from ocrfleet.detection.api import check_page
 from ocrfleet.ocr.geometry import crop_line, points_to_boxes, rotate_180, sort_boxes
 from ocrfleet.ocr.models import ocr_model_names
+from ocrfleet.ocr.parallel import ParallelRecognizer
 from ocrfleet.ocr.result import OCRResult
+from ocrfleet.recognition.backends.base import EngineOptions
+from ocrfleet.recognition.devices import parse_device
 from ocrfleet.recognition.inputs import iter_inputs
 from ocrfleet.recognition.visualize import font_path
 
@@ -40,6 +50,9 @@ DET_DEFAULTS = {"limit_side_len": 64, "limit_type": "min", "thresh": 0.3, "max_s
 CLS_MODEL = "PP-LCNet_x1_0_textline_ori"  # OCR.yaml's textline orientation model
 REC_BATCH_SIZE = 6
 CLS_BATCH_SIZE = 6
+# preset="fast": faster-paddle 1.0.4's detector resize (DetResizeForTest "min" 736, capped at 1600)
+FAST_DET = {"limit_side_len": 736, "limit_type": "min", "max_side_limit": 1600}
+PRESETS = (None, "fast")
 DOC_MODELS = {"use_doc_orientation_classify": "PP-LCNet_x1_0_doc_ori", "use_doc_unwarping": "UVDoc"}
 
 
@@ -59,12 +72,14 @@ class PaddleOCR:
                  text_rec_score_thresh=None, return_word_box=None, text_rec_input_shape=None,
                  lang=None, ocr_version=None, device=None, enable_hpi=False, use_tensorrt=False,
                  precision="fp32", enable_mkldnn=True, mkldnn_cache_capacity=10, cpu_threads=10, *,
-                 backend: str | None = None, on_error: str = "raise"):
+                 backend: str | None = None, on_error: str = "raise", preset: str | None = None):
         from ocrfleet.detection import TextDetection
         from ocrfleet.recognition.api import TextRecognition
 
         if on_error not in ("raise", "skip"):
             raise ValueError("on_error must be 'raise' or 'skip'")
+        if preset not in PRESETS:
+            raise ValueError(f"preset must be one of {PRESETS}, not {preset!r}")
         if all(v is None for v in (text_detection_model_name, text_detection_model_dir,
                                    text_recognition_model_name, text_recognition_model_dir)):
             text_detection_model_name, text_recognition_model_name = ocr_model_names(lang, ocr_version)
@@ -82,12 +97,7 @@ class PaddleOCR:
                     f"pass {flag}=False (or leave it None)")
         self.on_error = on_error
         self.errors: list[OcrFleetError] = []
-        self.text_det_params = dict(DET_DEFAULTS)
-        for key, value in (("limit_side_len", text_det_limit_side_len), ("limit_type", text_det_limit_type),
-                           ("thresh", text_det_thresh), ("box_thresh", text_det_box_thresh),
-                           ("unclip_ratio", text_det_unclip_ratio)):
-            if value is not None:
-                self.text_det_params[key] = value
+        self.preset = preset
         self.text_rec_score_thresh = 0.0 if text_rec_score_thresh is None else float(text_rec_score_thresh)
         self.rec_batch_size = text_recognition_batch_size or REC_BATCH_SIZE
         self.cls_batch_size = textline_orientation_batch_size or CLS_BATCH_SIZE
@@ -97,9 +107,20 @@ class PaddleOCR:
         self.text_det_model = TextDetection(model_name=text_detection_model_name,
                                             model_dir=text_detection_model_dir,
                                             input_shape=text_det_input_shape, **engine)
+        self.text_det_params = preset_det_params(preset, self.text_det_model)
+        for key, value in (("limit_side_len", text_det_limit_side_len), ("limit_type", text_det_limit_type),
+                           ("thresh", text_det_thresh), ("box_thresh", text_det_box_thresh),
+                           ("unclip_ratio", text_det_unclip_ratio)):
+            if value is not None:
+                self.text_det_params[key] = value
+        parallel = preset == "fast" and parse_device(device)[0][0] == "cpu"
         self.text_rec_model = TextRecognition(model_name=text_recognition_model_name,
                                               model_dir=text_recognition_model_dir,
-                                              input_shape=text_rec_input_shape, **engine)
+                                              input_shape=text_rec_input_shape,
+                                              **dict(engine, cpu_threads=1 if parallel else cpu_threads))
+        first = self.text_rec_model.recognizers[0]
+        self._recognizer = (ParallelRecognizer(first, EngineOptions(cpu_threads=cpu_threads).threads)
+                            if parallel else first)
         self.textline_orientation_model = None
         if use_textline_orientation is not False:
             from ocrfleet.textline_orientation import TextLineOrientationClassification
@@ -179,7 +200,7 @@ class PaddleOCR:
             else:
                 angles = [-1] * len(crops)
             res["textline_orientation_angles"] = angles
-            outs = self.text_rec_model.recognizers[0].recognize(crops, self.rec_batch_size)
+            outs = self._recognizer.recognize(crops, self.rec_batch_size)
             font = font_path()
             for poly, (text, score) in zip(dt_polys, outs):
                 if score >= thresh:
@@ -189,6 +210,15 @@ class PaddleOCR:
                     res["vis_fonts"].append(font)
         res["rec_boxes"] = points_to_boxes(res["rec_polys"])
         return res
+
+
+def preset_det_params(preset: str | None, det) -> dict:
+    """The pipeline's detection parameters under ``preset`` for the ``TextDetection`` ``det``:
+    PaddleOCR's OCR.yaml (``None``) or ``FAST_DET`` with the detector's own DB thresholds."""
+    if preset == "fast":
+        return dict(DET_DEFAULTS, **FAST_DET, thresh=det.thresh, box_thresh=det.box_thresh,
+                    unclip_ratio=det.unclip_ratio)
+    return dict(DET_DEFAULTS)
 
 
 def _no_word_box(value) -> None:

@@ -12,7 +12,9 @@ WITHOUT regions (inputs with regions are always cut at their regions):
 
 A page: scaled down to ``max_page_pixels`` when larger (polys are reported in the original
 page's pixels); the detector (spec ``det_model_name``, default ``default_det_model``) with the
-pipeline's parameters (``ocrfleet.ocr.pipeline.DET_DEFAULTS``); PaddleOCR's reading-order sort;
+pipeline's parameters (``ocrfleet.ocr.pipeline.DET_DEFAULTS``; worker settings ``page_preset``
+"fast": ``PaddleOCR(preset="fast")``'s, and ``page_det_max_side`` > 0: the detector's input
+capped at that long side, crops still cut from the page, see ``det_params``); PaddleOCR's reading-order sort;
 one crop per box (``ocrfleet.ocr.geometry.crop_line``); with ``use_textline_orientation`` the
 crops the classifier calls 180 degrees are turned. More than ``max_page_lines`` boxes on one
 page: TOO_LARGE naming the input and page. No box: zero lines (a blank page is no error).
@@ -66,7 +68,7 @@ class PageReader:
     def read(self, entry: dict, image: np.ndarray) -> list[tuple[dict, np.ndarray]]:
         """(line entry, crop) per detected line of one page, in reading order."""
         from ocrfleet.ocr.geometry import crop_line, rotate_180, sort_boxes
-        from ocrfleet.ocr.pipeline import CLS_MODEL, DET_DEFAULTS
+        from ocrfleet.ocr.pipeline import CLS_MODEL
 
         t0 = time.perf_counter()
         h, w = image.shape[:2]
@@ -78,7 +80,8 @@ class PageReader:
             image = cv2.resize(image, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
         page_no = len(self.pages)
         where = entry["input_path"] + ("" if entry["page_index"] is None else f" page {entry['page_index']}")
-        polys, _ = self.models(self.det_name).detect(image, **DET_DEFAULTS)
+        det = self.models(self.det_name)
+        polys, _ = det.detect(image, **det_params(self.s, det))
         if len(polys) > self.s.max_page_lines:
             raise InputTooLargeError(f"{where}: {len(polys)} text lines detected; the limit is "
                                      f"{self.s.max_page_lines} per page (max_page_lines)", input_ref=entry["input_path"])
@@ -132,6 +135,21 @@ class PageReader:
             buf = io.BytesIO()
             draw_ocr(image, polys, [e["rec_text"] for e in lines]).save(buf, format="PNG")
             page["vis_uri"] = write_visual(self.s, job_id, f"page-{n}", buf.getvalue())
+
+
+def det_params(s: Settings, det) -> dict:
+    """Page jobs' detection parameters for the ``TextDetection`` ``det``: the pipeline's (PaddleOCR's
+    OCR.yaml, or ``page_preset``'s), with ``max_side_limit`` lowered to ``page_det_max_side`` when set
+    (the detector's activations grow with its input: docs/pages.md "Worker memory")."""
+    from ocrfleet.ocr.pipeline import PRESETS, preset_det_params
+
+    preset = s.page_preset or None
+    if preset not in PRESETS:
+        raise ValueError(f"page_preset must be one of {PRESETS[1:]} or empty, not {s.page_preset!r}")
+    params = preset_det_params(preset, det)
+    if s.page_det_max_side > 0:
+        params["max_side_limit"] = min(params["max_side_limit"], s.page_det_max_side)
+    return params
 
 
 def page_texts(result: dict) -> str:

@@ -200,3 +200,44 @@ def test_textline_orientation_as_in_process(page_producer, page_worker, inputs):
                     cpu_threads=1).predict(str(DATA / "receipts/wildreceipt/2.jpeg"))[0]
     assert [e["rec_text"] for e in result["items"]] == list(res["rec_texts"]) and len(res["rec_texts"]) > 5
     assert result["timings"]["classify_s"] > 0
+
+
+def test_worker_detection_settings_are_honoured():
+    """page_det_max_side caps the detector's input (worker memory), crops still come from the
+    page; page_preset "fast" takes PaddleOCR(preset="fast")'s parameters; a bad preset is refused."""
+    from types import SimpleNamespace
+
+    from ocrfleet.config.settings import Settings
+    from ocrfleet.detection import TextDetection
+    from ocrfleet.ocr.geometry import crop_line, sort_boxes
+    from ocrfleet.ocr.pipeline import DET_DEFAULTS
+    from ocrfleet.tasks.pages import PageReader, det_params
+
+    det = TextDetection(model_name=DET, cpu_threads=1)
+    seen = []
+    run = det.backend_impl.run
+    det.backend_impl.run = lambda batch: seen.append(batch.shape) or run(batch)  # observe, don't change
+    page = cv2.imread(str(sorted((DATA.parent / "rendered" / "pages").glob("*.png"))[0]))
+    assert max(page.shape[:2]) > 1024
+    entry = {"input_index": 0, "input_path": "page.png", "page_index": None}
+
+    def read(s):
+        seen.clear()
+        reader = PageReader(s, {}, lambda name: det, SimpleNamespace(extra={}))
+        return reader.read(dict(entry), page), seen[-1]
+
+    default, shape = read(Settings())
+    assert max(shape[2:]) >= max(page.shape[:2]) - 32  # PaddleOCR's defaults: the page's own size
+    capped, shape = read(Settings(page_det_max_side=1024))
+    assert max(shape[2:]) <= 1024
+    polys, _ = det.detect(page, **dict(DET_DEFAULTS, max_side_limit=1024))
+    expected = [q.tolist() for q in sort_boxes(polys) if crop_line(page, q) is not None]
+    assert [e["poly"] for e, _ in capped] == expected and len(expected) > 20
+    assert expected != [e["poly"] for e, _ in default]
+    assert all(c.shape[0] >= 10 for _, c in capped)  # cut from the full-size page
+    fast = det_params(Settings(page_preset="fast", page_det_max_side=1200), det)
+    assert fast == {"limit_side_len": 736, "limit_type": "min", "max_side_limit": 1200, "thresh": 0.2,
+                    "box_thresh": 0.4, "unclip_ratio": 1.4}
+    assert det_params(Settings(), det) == DET_DEFAULTS
+    with pytest.raises(ValueError, match="page_preset"):
+        det_params(Settings(page_preset="turbo"), det)

@@ -1,0 +1,51 @@
+"""Recognition spread over several single-threaded engines, one per core (the ``fast`` preset).
+
+On a CPU, one engine with N threads spends much of a short line's model call waking and joining
+its threads; N engines of one thread each, fed whole "exact" batches (lines of the same padded
+width, see ``ocrfleet.recognition.engine``) from a shared list, widest batches first, keep every
+core busy. Each line is read exactly as it would be alone, so the text is the same as one
+engine's at batch size 1 (tested in tests/test_pipeline.py). Costs one more copy of the
+recognition model and its buffers per extra engine.
+"""
+from __future__ import annotations
+
+import queue
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from ocrfleet.recognition.engine import Recognizer, plan_batches
+from ocrfleet.recognition.preprocess import widths
+
+
+class ParallelRecognizer:
+    def __init__(self, first: Recognizer, engines: int):
+        """``first`` and ``engines - 1`` more engines built like it (same files, options, backend)."""
+        self.recognizers = [first] + [Recognizer(first.files, first.opts, backend=first.backend_name)
+                                      for _ in range(max(1, engines) - 1)]
+
+    def recognize(self, images: list[np.ndarray], batch_size: int = 8, pack: str = "exact"
+                  ) -> list[tuple[str, float]]:
+        if len(self.recognizers) == 1 or len(images) < 2:
+            return self.recognizers[0].recognize(images, batch_size, pack)
+        shape = self.recognizers[0].files.input_shape
+        sizes = [im.shape[:2] for im in images]
+        batches = plan_batches(sizes, shape, batch_size, pack)
+        batches.sort(key=lambda idx: -len(idx) * widths(*sizes[idx[0]], shape)[1])  # largest work first
+        free: queue.Queue = queue.Queue()
+        for rec in self.recognizers:
+            free.put(rec)
+
+        def run(idx: list[int]):
+            rec = free.get()
+            try:
+                return rec.recognize([images[i] for i in idx], len(idx), pack)
+            finally:
+                free.put(rec)
+
+        out: list = [None] * len(images)
+        with ThreadPoolExecutor(len(self.recognizers)) as pool:
+            for idx, res in zip(batches, pool.map(run, batches)):
+                for i, r in zip(idx, res):
+                    out[i] = r
+        return out

@@ -1,0 +1,100 @@
+"""``PaddleOCR(preset="fast")``: faster-paddle's detector size and DB thresholds, recognition on one
+single-threaded engine per core — with the same text as one engine at batch size 1.
+
+Real bundled weights (PP-OCRv6 tiny det + rec), a real rendered A4 page. Speed is measured in
+bench/pages.py, not here.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import DATA
+
+PAGE = DATA / "rendered" / "pages"
+MODELS = dict(text_detection_model_name="PP-OCRv6_tiny_det", text_recognition_model_name="PP-OCRv6_tiny_rec",
+              use_textline_orientation=False)
+
+
+@pytest.fixture(scope="module")
+def fast():
+    from ocrfleet import PaddleOCR
+
+    return PaddleOCR(**MODELS, cpu_threads=2, preset="fast")
+
+
+@pytest.fixture(scope="module")
+def page() -> np.ndarray:
+    return cv2.imread(str(sorted(PAGE.glob("*.png"))[0]))
+
+
+def test_fast_preset_detection_parameters(fast):
+    from ocrfleet import PaddleOCR
+    from ocrfleet.ocr.pipeline import DET_DEFAULTS
+
+    det = fast.text_det_model
+    assert fast.text_det_params == {"limit_side_len": 736, "limit_type": "min", "max_side_limit": 1600,
+                                    "thresh": det.thresh, "box_thresh": det.box_thresh,
+                                    "unclip_ratio": det.unclip_ratio}
+    assert (det.thresh, det.box_thresh, det.unclip_ratio) == (0.2, 0.4, 1.4)  # PP-OCRv6 tiny's inference.yml
+    explicit = PaddleOCR(**MODELS, cpu_threads=1, preset="fast", text_det_thresh=0.5, text_det_limit_side_len=960)
+    assert explicit.text_det_params["thresh"] == 0.5 and explicit.text_det_params["limit_side_len"] == 960
+    assert explicit.text_det_params["max_side_limit"] == 1600
+    default = PaddleOCR(**MODELS, cpu_threads=1)
+    assert default.text_det_params == DET_DEFAULTS  # PaddleOCR's OCR.yaml, untouched
+    with pytest.raises(ValueError, match="preset"):
+        PaddleOCR(**MODELS, preset="fastest")
+
+
+def test_fast_preset_page_is_its_detection_plus_batch_one_recognition(fast, page):
+    """The preset's result = its detector parameters + every crop recognised alone (batch 1)."""
+    from ocrfleet.ocr.geometry import crop_line, sort_boxes
+
+    (res,) = fast.predict(page)
+    assert max(page.shape[:2]) > 1600 and res["text_det_params"]["max_side_limit"] == 1600
+    p = res["text_det_params"]
+    polys, _ = fast.text_det_model.detect(page, limit_side_len=p["limit_side_len"], limit_type=p["limit_type"],
+                                          thresh=p["thresh"], box_thresh=p["box_thresh"],
+                                          unclip_ratio=p["unclip_ratio"], max_side_limit=1600)
+    expected = [q for q in sort_boxes(polys) if crop_line(page, q) is not None]
+    assert len(res["dt_polys"]) == len(expected) >= 20
+    assert all(np.array_equal(a, b) for a, b in zip(res["dt_polys"], expected))
+    oracle = fast._recognizer.recognizers[0]
+    alone = [oracle.recognize([crop_line(page, q)], 1)[0] for q in expected]
+    assert res["rec_texts"] == [t for t, _ in alone]
+    assert np.allclose(res["rec_scores"], [s for _, s in alone], atol=1e-5)
+
+
+def test_parallel_engines_give_batch_one_text_on_real_lines(fast, page):
+    """Two single-threaded engines fed exact batches (widest first) read every real line as one
+    engine alone does, in input order (whatever the number of cores of the machine)."""
+    from ocrfleet.ocr.geometry import crop_line, sort_boxes
+    from ocrfleet.ocr.parallel import ParallelRecognizer
+
+    polys, _ = fast.text_det_model.detect(page)
+    crops = [c for c in (crop_line(page, q) for q in sort_boxes(polys)) if c is not None]
+    crops += [cv2.resize(c, (c.shape[1] // 3 + 1, c.shape[0])) for c in crops[:10]]  # short lines too
+    first = fast._recognizer.recognizers[0]
+    parallel = ParallelRecognizer(first, 2)
+    assert len(parallel.recognizers) == 2
+    assert parallel.recognizers[1].opts.threads == 1
+    got = parallel.recognize(crops, 6)
+    alone = [first.recognize([c], 1)[0] for c in crops]
+    assert [t for t, _ in got] == [t for t, _ in alone]
+    assert np.allclose([s for _, s in got], [s for _, s in alone], atol=1e-5)
+    assert parallel.recognize([], 6) == []
+
+
+def test_cli_preset(capsys):
+    from ocrfleet.cli import main
+
+    page = str(sorted(PAGE.glob("*.png"))[0])
+    args = ["ocr", "-i", page, "--text_detection_model_name", "PP-OCRv6_tiny_det", "--text_recognition_model_name",
+            "PP-OCRv6_tiny_rec", "--use_textline_orientation", "false", "--cpu_threads", "1"]
+    assert main(args + ["--preset", "fast"]) == 0
+    out = capsys.readouterr().out
+    assert '"max_side_limit": 1600' in out and '"thresh": 0.2' in out
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert '"max_side_limit": 4000' in out and '"thresh": 0.3' in out
