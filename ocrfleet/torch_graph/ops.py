@@ -46,11 +46,19 @@ def ints(t) -> list[int]:
 def _same_device(a, b):
     """Elementwise ops may mix a CPU shape scalar with device data: move the small one."""
     if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.device != b.device:
-        if a.numel() <= b.numel() and a.device.type == "cpu":
-            a = a.to(b.device)
-        elif b.device.type == "cpu":
-            b = b.to(a.device)
+        if a.device.type == "cpu":
+            a = _host_operand(a, b)
+        else:
+            b = _host_operand(b, a)
     return a, b
+
+
+def _host_operand(small, data):
+    """A one-value CPU tensor becomes a 0-dim CPU tensor (torch takes it beside GPU data, with
+    no copy: CUDA graph capture allows no host-to-device copy); anything else is copied over."""
+    if small.numel() == 1 and small.dim() <= data.dim():
+        return small.reshape(())
+    return small.to(data.device)
 
 
 def _binary(fn):

@@ -1,0 +1,134 @@
+"""PyTorch: the ONNX model run by ``ocrfleet.torch_graph`` on CPU or a CUDA GPU (``[torch]`` extra).
+
+On CUDA: fp32 or fp16 (``precision="fp16"``: weights and input in half precision), pinned-memory
+host-to-device copies, one CUDA graph per input shape for line models (the engine pads lines to
+fixed width buckets, so a handful of shapes recur; eager when capture fails; detection runs
+eagerly: every page has its own size), and the CTC argmax done on
+the GPU, so only (N, T) indices and probabilities come back instead of (N, T, classes).
+On CPU it runs fp32 (fp16 is refused: slow there and not what a CPU user wants).
+"""
+from __future__ import annotations
+
+import importlib.util
+import threading
+from collections import OrderedDict
+
+import numpy as np
+
+from ocrfleet.recognition.backends.base import Backend, EngineOptions
+from ocrfleet.recognition.backends.convert import onnx_path
+from ocrfleet.recognition.sources import ModelFiles
+
+MAX_GRAPHS = 32  # CUDA graphs kept (one per input shape), least recently used dropped
+TORCH_MISSING = "torch is not installed (pip install 'ocrfleet[torch]')"
+
+
+def load_torch():
+    """``import torch`` with the error a user can act on."""
+    try:
+        import torch
+    except ImportError as exc:
+        from ocrfleet.errors import BackendUnavailableError
+
+        raise BackendUnavailableError(TORCH_MISSING) from exc
+    return torch
+
+
+class TorchBackend(Backend):
+    name = "torch"
+
+    def __init__(self, files: ModelFiles, opts: EngineOptions):
+        super().__init__(files, opts)
+        torch = load_torch()
+        from ocrfleet.torch_graph import OnnxModule
+
+        self.torch = torch
+        self.cuda = opts.device == "gpu"
+        self.device = torch.device(f"cuda:{opts.device_id}" if self.cuda else "cpu")
+        self.dtype = torch.float16 if opts.precision == "fp16" else torch.float32
+        if not self.cuda:
+            torch.set_num_threads(opts.threads)
+        module = OnnxModule(onnx_path(files)).eval().requires_grad_(False)
+        self.module = module.to(self.device, self.dtype)
+        self.graphs: OrderedDict = OrderedDict()  # shape -> (graph, static input, static outputs)
+        self.no_graph: set = set()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def available(cls, files, opts):
+        if importlib.util.find_spec("torch") is None:
+            return TORCH_MISSING
+        import torch
+
+        if opts.device == "gpu":
+            if not torch.cuda.is_available():
+                return "this torch build sees no CUDA GPU"
+            if opts.device_id >= torch.cuda.device_count():
+                return f"gpu:{opts.device_id} does not exist ({torch.cuda.device_count()} CUDA GPUs)"
+        elif opts.precision == "fp16":
+            return "fp16 needs a CUDA GPU; on CPU use precision='fp32'"
+        return None
+
+    # -- the model call -------------------------------------------------------------------
+    def _to_device(self, batch: np.ndarray):
+        x = self.torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+        if self.cuda:
+            x = x.pin_memory().to(self.device, non_blocking=True)
+        return x.to(self.dtype)
+
+    def _forward(self, x, argmax: bool):
+        probs = self.module(x)
+        if not argmax:
+            return (probs,)
+        prob, idx = probs.max(dim=2)
+        return prob, idx
+
+    def _graph_call(self, x, argmax: bool):
+        """Replay (capturing on first use) the CUDA graph for this input shape."""
+        torch = self.torch
+        key = (tuple(x.shape), argmax)
+        entry = self.graphs.get(key)
+        if entry is None:
+            static_in = x.clone()
+            stream = torch.cuda.Stream(self.device)
+            stream.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(stream):
+                for _ in range(2):  # warm-up outside the graph (allocator, cuDNN algorithms)
+                    self._forward(static_in, argmax)
+            torch.cuda.current_stream(self.device).wait_stream(stream)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                static_out = self._forward(static_in, argmax)
+            entry = self.graphs[key] = (graph, static_in, static_out)
+            while len(self.graphs) > MAX_GRAPHS:
+                self.graphs.popitem(last=False)
+        self.graphs.move_to_end(key)
+        graph, static_in, static_out = entry
+        static_in.copy_(x)
+        graph.replay()
+        return static_out
+
+    def _call(self, batch: np.ndarray, argmax: bool):
+        torch = self.torch
+        with self._lock, torch.inference_mode():
+            x = self._to_device(batch)
+            key = (tuple(x.shape), argmax)
+            out = None
+            if self.cuda and self.files.task != "det" and key not in self.no_graph:
+                try:
+                    out = self._graph_call(x, argmax)
+                except Exception:  # noqa: BLE001 - a graph that cannot be captured runs eagerly
+                    self.no_graph.add(key)
+                    self.graphs.pop(key, None)
+            if out is None:
+                out = self._forward(x, argmax)
+            return [t.float().cpu().numpy() if t.is_floating_point() else t.cpu().numpy() for t in out]
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        return self._call(batch, argmax=False)[0]
+
+    def run_argmax(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Recognition: per time step the best class and its probability, (N, T) each, computed
+        on the device (the CTC decoder's first step)."""
+        prob, idx = self._call(batch, argmax=True)
+        return idx, prob
