@@ -147,3 +147,22 @@ def test_batcher_feeds_torch_from_many_jobs(v5_torch, lines):
     got = [r for k in range(len(chunks)) for r in results[k]]
     assert [t for t, _ in got] == [t for t, _ in alone]
     assert np.allclose([s for _, s in got], [s for _, s in alone], atol=1e-4)
+
+
+def test_cuda_graph_policy_pads_batches_and_captures_recurring_shapes():
+    """The shape policy of the CUDA-graph path (the capture itself needs a GPU: gpu_check.sh)."""
+    import dataclasses as dc
+
+    files = sources.resolve("PP-OCRv6_tiny_rec")
+    backend = select.create("torch", files, OPTS)
+    assert backend._graphed(np.zeros((3, 3, 48, 320), np.float32), True) is None  # CPU: never
+    backend.cuda = True  # as on a GPU
+    x = np.ones((3, 3, 48, 320), np.float32)
+    assert backend._graphed(x, True) is None  # first sight of the shape: eager
+    padded, key = backend._graphed(x, True)  # it recurs: graphed, batch padded to a power of two
+    assert key == ((4, 3, 48, 320), True) and padded.shape == (4, 3, 48, 320)
+    assert (padded[:3] == 1).all() and (padded[3] == 0).all()
+    assert backend._graphed(np.ones((4, 3, 48, 320), np.float32), True)[1] == key  # same graph
+    assert backend._graphed(np.ones((5, 3, 48, 977), np.float32), True) is None  # a one-off width
+    backend.files = dc.replace(files, task="det")
+    assert backend._graphed(x, True) is None  # pages: every size differs, always eager

@@ -1,9 +1,10 @@
 """PyTorch: the ONNX model run by ``ocrfleet.torch_graph`` on CPU or a CUDA GPU (``[torch]`` extra).
 
 On CUDA: fp32 or fp16 (``precision="fp16"``: weights and input in half precision), pinned-memory
-host-to-device copies, one CUDA graph per input shape for line models (the engine pads lines to
-fixed width buckets, so a handful of shapes recur; eager when capture fails; detection runs
-eagerly: every page has its own size), and the CTC argmax done on
+host-to-device copies, CUDA graphs for line models (one per input shape that recurs: every
+line narrower than the model width is padded to it, and batch sizes are padded to a power of
+two, so a few shapes carry most lines; one-off widths and shapes that fail to capture run
+eagerly, as does detection, where every page has its own size), and the CTC argmax done on
 the GPU, so only (N, T) indices and probabilities come back instead of (N, T, classes).
 On CPU it runs fp32 (fp16 is refused: slow there and not what a CPU user wants).
 """
@@ -19,7 +20,9 @@ from ocrfleet.recognition.backends.base import Backend, EngineOptions
 from ocrfleet.recognition.backends.convert import onnx_path
 from ocrfleet.recognition.sources import ModelFiles
 
-MAX_GRAPHS = 32  # CUDA graphs kept (one per input shape), least recently used dropped
+MAX_GRAPHS = 64  # CUDA graphs kept (one per input shape), least recently used dropped
+CAPTURE_AFTER = 2  # capture a shape's graph on its 2nd call: one-off widths run eagerly
+MAX_PAD_BATCH = 256  # batches up to this are padded to a power of two (fewer shapes, rows independent)
 TORCH_MISSING = "torch is not installed (pip install 'ocrfleet[torch]')"
 
 
@@ -52,6 +55,8 @@ class TorchBackend(Backend):
         self.module = module.to(self.device, self.dtype)
         self.graphs: OrderedDict = OrderedDict()  # shape -> (graph, static input, static outputs)
         self.no_graph: set = set()
+        self.seen: dict = {}  # shape -> calls so far
+        self.pool = None  # the CUDA graphs' shared memory pool
         self._lock = threading.Lock()
 
     @classmethod
@@ -97,7 +102,11 @@ class TorchBackend(Backend):
                     self._forward(static_in, argmax)
             torch.cuda.current_stream(self.device).wait_stream(stream)
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
+            if self.pool is None:
+                self.pool = torch.cuda.graph_pool_handle()
+            # one memory pool for all graphs: they replay one at a time (under the lock) and
+            # their outputs are copied out at once, so their scratch memory may overlap
+            with torch.cuda.graph(graph, pool=self.pool):
                 static_out = self._forward(static_in, argmax)
             entry = self.graphs[key] = (graph, static_in, static_out)
             while len(self.graphs) > MAX_GRAPHS:
@@ -108,21 +117,36 @@ class TorchBackend(Backend):
         graph.replay()
         return static_out
 
+    def _graphed(self, batch: np.ndarray, argmax: bool):
+        """The batch padded to its graph's shape, and the key; None where no graph is used."""
+        if not self.cuda or self.files.task == "det":
+            return None
+        n = batch.shape[0]
+        if n <= MAX_PAD_BATCH:
+            n = 1 << (n - 1).bit_length()
+        key = ((n, *batch.shape[1:]), argmax)
+        self.seen[key] = self.seen.get(key, 0) + 1
+        if key in self.no_graph or (key not in self.graphs and self.seen[key] < CAPTURE_AFTER):
+            return None
+        if n != batch.shape[0]:
+            batch = np.concatenate([batch, np.zeros((n - batch.shape[0], *batch.shape[1:]), batch.dtype)])
+        return batch, key
+
     def _call(self, batch: np.ndarray, argmax: bool):
         torch = self.torch
+        n = batch.shape[0]
         with self._lock, torch.inference_mode():
-            x = self._to_device(batch)
-            key = (tuple(x.shape), argmax)
+            graphed = self._graphed(batch, argmax)
             out = None
-            if self.cuda and self.files.task != "det" and key not in self.no_graph:
+            if graphed is not None:
                 try:
-                    out = self._graph_call(x, argmax)
+                    out = self._graph_call(self._to_device(graphed[0]), argmax)
                 except Exception:  # noqa: BLE001 - a graph that cannot be captured runs eagerly
-                    self.no_graph.add(key)
-                    self.graphs.pop(key, None)
+                    self.no_graph.add(graphed[1])
+                    self.graphs.pop(graphed[1], None)
             if out is None:
-                out = self._forward(x, argmax)
-            return [t.float().cpu().numpy() if t.is_floating_point() else t.cpu().numpy() for t in out]
+                out = self._forward(self._to_device(batch), argmax)
+            return [(t.float() if t.is_floating_point() else t)[:n].cpu().numpy() for t in out]
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         return self._call(batch, argmax=False)[0]
