@@ -18,6 +18,16 @@ from ocrfleet.torch_graph import OnnxModule, unsupported_ops  # noqa: E402
 ATOL = 1e-4
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One intra-op thread: on a loaded 2-core machine torch's OpenMP pool waits on descheduled
+    threads (one PP-OCRv5 forward: 5.2 s with 2 threads, 0.33 s with 1, measured here)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def bundled() -> list:
     out = []
     for pw in catalog.PACKAGED:
@@ -185,3 +195,26 @@ def test_small_ops_match_onnxruntime():
     with torch.no_grad():
         got = OnnxModule(model)(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(got, ort_run(model, x), atol=ATOL, rtol=0)
+
+
+def test_half_precision_keeps_the_decoded_text():
+    """``.half()`` (the GPU fp16 path, run here on the CPU): fp32 islands after Pow keep the range,
+    weighted ops cast back to fp16; the CTC decoding of real lines is the fp32 one."""
+    from conftest import REC
+    from ocrfleet.recognition.decode import CTCDecoder
+    from ocrfleet.recognition.inputs import decode_image_bytes
+    from ocrfleet.recognition.preprocess import make_batch
+
+    files = sources.resolve("PP-OCRv5_mobile_rec")  # has the LayerNorm (Pow) pattern
+    rows = (REC / "wildreceipt_lines" / "labels.tsv").read_text(encoding="utf-8").splitlines()[:6]
+    images = [decode_image_bytes((REC / "wildreceipt_lines" / r.split("\t")[0]).read_bytes()) for r in rows]
+    x = torch.from_numpy(make_batch(images, files.input_shape))
+    module = OnnxModule(files.model_file).eval().requires_grad_(False)
+    with torch.no_grad():
+        full = module(x).numpy()
+        half = module.half()(x.half()).float().numpy()
+    assert any(isinstance(p, torch.Tensor) and p.dtype == torch.float16 for p in module.parameters())
+    decode = CTCDecoder(files.characters, full.shape[2])
+    want, got = decode(full), decode(half)
+    assert [t for t, _ in got] == [t for t, _ in want] and all(t for t, _ in want)
+    assert max(abs(a[1] - b[1]) for a, b in zip(got, want)) < 5e-3

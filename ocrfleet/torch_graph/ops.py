@@ -4,6 +4,11 @@ Inputs are torch tensors (``None`` for an omitted optional input). Shape arithme
 Gather on shapes, Concat of sizes...) stays on CPU int64 tensors, so reading a shape as Python
 ints never waits for the accelerator and CUDA graph capture works. Float maths runs on the
 device and dtype of the data (fp32 or fp16), and is differentiable.
+
+Half precision (a module ``.half()``): ``Pow`` computes in fp32 (squares of activations over 256
+overflow fp16; the LayerNorm pattern of exported graphs squares them), so what follows it runs in
+fp32 until the next weighted op (Conv, MatMul, Gemm, normalisations), which casts its input to
+its weights' dtype: fp16 where the work is, fp32 where the range is needed.
 """
 from __future__ import annotations
 
@@ -74,8 +79,26 @@ def _div(a, b):
     return a / b
 
 
-for _name, _fn in {"Add": torch.add, "Sub": torch.sub, "Mul": torch.mul, "Div": _div, "Pow": torch.pow,
-                   "MatMul": torch.matmul, "Equal": torch.eq, "Less": torch.lt, "Greater": torch.gt,
+def _pow(a, b):
+    if a.dtype in (torch.float16, torch.bfloat16):
+        return torch.pow(a.float(), b.float() if isinstance(b, torch.Tensor) else b)
+    return torch.pow(a, b)
+
+
+def _matmul(a, b):
+    if a.is_floating_point() and b.is_floating_point() and a.dtype != b.dtype:  # fp32 island meets fp16
+        low = a.dtype if a.element_size() < b.element_size() else b.dtype
+        a, b = a.to(low), b.to(low)
+    return torch.matmul(a, b)
+
+
+def _like(x, w):
+    """x in the dtype of the weights w it meets (half precision: back from an fp32 island)."""
+    return x.to(w.dtype) if w is not None and x.dtype != w.dtype and x.is_floating_point() else x
+
+
+for _name, _fn in {"Add": torch.add, "Sub": torch.sub, "Mul": torch.mul, "Div": _div, "Pow": _pow,
+                   "MatMul": _matmul, "Equal": torch.eq, "Less": torch.lt, "Greater": torch.gt,
                    "LessOrEqual": torch.le, "GreaterOrEqual": torch.ge, "And": torch.logical_and,
                    "Or": torch.logical_or, "Mod": torch.remainder}.items():
     OPS[_name] = _binary(_fn)
@@ -317,7 +340,7 @@ def _argmax(ctx, at, x):
 
 @op("Gemm")
 def _gemm(ctx, at, a, b, c=None):
-    a = a.t() if at.get("transA", 0) else a
+    a = _like(a.t() if at.get("transA", 0) else a, b)
     b = b.t() if at.get("transB", 0) else b
     out = at.get("alpha", 1.0) * (a @ b)
     return out if c is None else out + at.get("beta", 1.0) * c
@@ -326,18 +349,18 @@ def _gemm(ctx, at, a, b, c=None):
 @op("BatchNormalization")
 def _batch_norm(ctx, at, x, scale, bias, mean, var):
     # inference semantics (running statistics), differentiable in x, scale and bias
-    return F.batch_norm(x, mean, var, scale, bias, training=False, eps=at.get("epsilon", 1e-5))
+    return F.batch_norm(_like(x, scale), mean, var, scale, bias, training=False, eps=at.get("epsilon", 1e-5))
 
 
 @op("LayerNormalization")
 def _layer_norm(ctx, at, x, scale, bias=None):
     axis = at.get("axis", -1) % x.dim()
-    return F.layer_norm(x, x.shape[axis:], scale, bias, eps=at.get("epsilon", 1e-5))
+    return F.layer_norm(_like(x, scale), x.shape[axis:], scale, bias, eps=at.get("epsilon", 1e-5))
 
 
 @op("InstanceNormalization")
 def _instance_norm(ctx, at, x, scale, bias):
-    return F.instance_norm(x, weight=scale, bias=bias, eps=at.get("epsilon", 1e-5))
+    return F.instance_norm(_like(x, scale), weight=scale, bias=bias, eps=at.get("epsilon", 1e-5))
 
 
 def _pads(at, x, kernel, strides, dilations):
@@ -379,6 +402,7 @@ CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 
 @op("Conv")
 def _conv(ctx, at, x, w, b=None):
+    x = _like(x, w)
     n = w.dim() - 2
     kernel = list(w.shape[2:])
     strides = at.get("strides") or [1] * n
@@ -393,6 +417,7 @@ def _conv(ctx, at, x, w, b=None):
 
 @op("ConvTranspose")
 def _conv_transpose(ctx, at, x, w, b=None):
+    x = _like(x, w)
     n = w.dim() - 2
     strides = at.get("strides") or [1] * n
     dil = at.get("dilations") or [1] * n
