@@ -165,3 +165,17 @@ def test_cuda_graph_policy_pads_batches_and_captures_recurring_shapes():
     assert backend._graphed(np.ones((5, 3, 48, 977), np.float32), True) is None  # a one-off width
     backend.files = dc.replace(files, task="det")
     assert backend._graphed(x, True) is None  # pages: every size differs, always eager
+
+
+def test_cuda_graph_cache_stops_capturing_when_full(monkeypatch):
+    from ocrfleet.recognition.backends import torch_backend
+
+    backend = select.create("torch", sources.resolve("PP-OCRv6_tiny_rec"), OPTS)
+    backend.cuda = True
+    monkeypatch.setattr(torch_backend, "MAX_GRAPHS", 1)
+    x = np.zeros((1, 3, 48, 320), np.float32)
+    backend.graphs[((1, 3, 48, 320), True)] = "a captured graph"
+    assert backend._graphed(x, True) is not None  # a kept graph is used
+    y = np.zeros((1, 3, 48, 400), np.float32)
+    assert backend._graphed(y, True) is None and backend._graphed(y, True) is None  # full: eager, no churn
+    assert list(backend.graphs) == [((1, 3, 48, 320), True)]

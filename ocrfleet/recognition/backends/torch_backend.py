@@ -3,8 +3,8 @@
 On CUDA: fp32 or fp16 (``precision="fp16"``: weights and input in half precision), pinned-memory
 host-to-device copies, CUDA graphs for line models (one per input shape that recurs: every
 line narrower than the model width is padded to it, and batch sizes are padded to a power of
-two, so a few shapes carry most lines; one-off widths and shapes that fail to capture run
-eagerly, as does detection, where every page has its own size), and the CTC argmax done on
+two, so a few shapes carry most lines; one-off widths, shapes that fail to capture and shapes
+beyond ``MAX_GRAPHS`` run eagerly, as does detection, where every page has its own size), and the CTC argmax done on
 the GPU, so only (N, T) indices and probabilities come back instead of (N, T, classes).
 On CPU it runs fp32 (fp16 is refused: slow there and not what a CPU user wants).
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib.util
 import threading
-from collections import OrderedDict
 
 import numpy as np
 
@@ -20,7 +19,7 @@ from ocrfleet.recognition.backends.base import Backend, EngineOptions
 from ocrfleet.recognition.backends.convert import onnx_path
 from ocrfleet.recognition.sources import ModelFiles
 
-MAX_GRAPHS = 64  # CUDA graphs kept (one per input shape), least recently used dropped
+MAX_GRAPHS = 128  # CUDA graphs kept (one per input shape); when full, new shapes run eagerly
 CAPTURE_AFTER = 2  # capture a shape's graph on its 2nd call: one-off widths run eagerly
 MAX_PAD_BATCH = 256  # batches up to this are padded to a power of two (fewer shapes, rows independent)
 TORCH_MISSING = "torch is not installed (pip install 'ocrfleet[torch]')"
@@ -53,7 +52,7 @@ class TorchBackend(Backend):
             torch.set_num_threads(opts.threads)
         module = OnnxModule(onnx_path(files)).eval().requires_grad_(False)
         self.module = module.to(self.device, self.dtype)
-        self.graphs: OrderedDict = OrderedDict()  # shape -> (graph, static input, static outputs)
+        self.graphs: dict = {}  # shape -> (graph, static input, static outputs)
         self.no_graph: set = set()
         self.seen: dict = {}  # shape -> calls so far
         self.pool = None  # the CUDA graphs' shared memory pool
@@ -109,9 +108,6 @@ class TorchBackend(Backend):
             with torch.cuda.graph(graph, pool=self.pool):
                 static_out = self._forward(static_in, argmax)
             entry = self.graphs[key] = (graph, static_in, static_out)
-            while len(self.graphs) > MAX_GRAPHS:
-                self.graphs.popitem(last=False)
-        self.graphs.move_to_end(key)
         graph, static_in, static_out = entry
         static_in.copy_(x)
         graph.replay()
@@ -126,8 +122,9 @@ class TorchBackend(Backend):
             n = 1 << (n - 1).bit_length()
         key = ((n, *batch.shape[1:]), argmax)
         self.seen[key] = self.seen.get(key, 0) + 1
-        if key in self.no_graph or (key not in self.graphs and self.seen[key] < CAPTURE_AFTER):
-            return None
+        if key not in self.graphs and (key in self.no_graph or self.seen[key] < CAPTURE_AFTER
+                                       or len(self.graphs) >= MAX_GRAPHS):
+            return None  # one-off shape, failed capture, or full: eager (no capture churn)
         if n != batch.shape[0]:
             batch = np.concatenate([batch, np.zeros((n - batch.shape[0], *batch.shape[1:]), batch.dtype)])
         return batch, key
