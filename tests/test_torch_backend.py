@@ -179,3 +179,29 @@ def test_cuda_graph_cache_stops_capturing_when_full(monkeypatch):
     y = np.zeros((1, 3, 48, 400), np.float32)
     assert backend._graphed(y, True) is None and backend._graphed(y, True) is None  # full: eager, no churn
     assert list(backend.graphs) == [((1, 3, 48, 320), True)]
+
+
+@pytest.mark.parametrize("name", ["PP-OCRv5_mobile_det", "PP-OCRv6_tiny_det"])
+def test_detection_on_torch_gives_onnxruntime_boxes(name):
+    import cv2
+
+    from conftest import DATA
+    from ocrfleet import TextDetection
+
+    page = cv2.imread(str(DATA / "real" / "receipts" / "wildreceipt" / "2.jpeg"))
+    got = TextDetection(model_name=name, device="cpu", cpu_threads=1, backend="torch")
+    want = TextDetection(model_name=name, device="cpu", cpu_threads=1, backend="onnxruntime")
+    assert got.backend == "torch"
+    (gp, gs), (wp, ws) = got.detect(page), want.detect(page)
+    assert len(wp) > 10 and np.array_equal(gp, wp) and np.allclose(gs, ws, atol=1e-4)
+
+
+def test_textline_orientation_on_torch_gives_onnxruntime_classes():
+    from ocrfleet import TextLineOrientationClassification
+
+    images = real_lines()[:16]
+    kw = dict(model_name="PP-LCNet_x1_0_textline_ori", device="cpu", cpu_threads=1)
+    got = TextLineOrientationClassification(backend="torch", **kw).classify(images)
+    want = TextLineOrientationClassification(backend="onnxruntime", **kw).classify(images)
+    assert [c for c, _ in got] == [c for c, _ in want]
+    assert np.allclose([s for _, s in got], [s for _, s in want], atol=1e-4)
