@@ -50,6 +50,10 @@ class TorchBackend(Backend):
         self.dtype = torch.float16 if opts.precision == "fp16" else torch.float32
         if not self.cuda:
             torch.set_num_threads(opts.threads)
+        elif self.dtype == torch.float32:
+            # fp32 means fp32: cuDNN would otherwise run convolutions in TF32 on Ampere and later
+            # (a process-wide setting: it applies to other torch code in this process too)
+            torch.backends.cudnn.allow_tf32 = False
         module = OnnxModule(onnx_path(files)).eval().requires_grad_(False)
         self.module = module.to(self.device, self.dtype)
         self.graphs: dict = {}  # shape -> (graph, static input, static outputs)
