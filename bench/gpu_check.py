@@ -170,7 +170,8 @@ def main(argv=None) -> int:
             if time.perf_counter() - started > args.budget_s:
                 report["skipped"].append(f"{name} {prec}: time budget spent")
                 continue
-            opts = EngineOptions(device="gpu" if cuda else "cpu", precision=prec, cpu_threads=16)
+            # CPU smoke: one thread (torch's OpenMP pool stalls on a loaded shared machine)
+            opts = EngineOptions(device="gpu" if cuda else "cpu", precision=prec, cpu_threads=16 if cuda else 1)
             try:
                 row = check_one(files, ref[:len(images)], images, opts, gpu, cfg)
             except Exception as exc:  # noqa: BLE001 - report it and go on with the next configuration
