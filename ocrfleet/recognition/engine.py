@@ -51,8 +51,11 @@ class Recognizer:
         for idx in plan_batches([im.shape[:2] for im in prepared], self.files.input_shape, batch_size, pack):
             batch = make_batch([prepared[i] for i in idx], self.files.input_shape)
             with self._lock:
-                probs = self.backend.run(batch)
-            for i, res in zip(idx, self.decoder(probs)):
+                if hasattr(self.backend, "run_argmax"):  # the CTC argmax on the backend's device
+                    results = self.decoder.from_argmax(*self.backend.run_argmax(batch))
+                else:
+                    results = self.decoder(self.backend.run(batch))
+            for i, res in zip(idx, results):
                 out[i] = res
         return out  # type: ignore[return-value]
 

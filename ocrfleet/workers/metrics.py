@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 
 JOBS = Counter("ocrfleet_jobs_total", "Finished jobs by status", ["status", "model", "code"])
@@ -23,11 +23,18 @@ BATCH_LINES = Histogram("ocrfleet_batch_lines", "Lines per model call of the cro
 POISON = Counter("ocrfleet_poison_messages_total",
                  "Queue messages that could not be decoded, dead-lettered by the worker", ["reason"])
 BUDGET = Counter("ocrfleet_budget_refusals_total", "Jobs refused by the per-job pixel budget", ["what"])
+MODEL_BACKEND = Gauge("ocrfleet_model_backend", "1 for the backend each loaded model runs on, by device",
+                      ["model", "backend", "device"], multiprocess_mode="max")
+GPU_STACK = Gauge("ocrfleet_gpu_stack", "1 for the GPU inference stack this GPU worker chose (paddle, "
+                  "onnxruntime, torch), 0 for the others", ["stack"], multiprocess_mode="max")
 WEBHOOKS = Counter("ocrfleet_webhook_deliveries_total", "Webhook attempts by outcome", ["outcome"])
 
 
 def record_model_load(name: str, rec) -> None:
     MODEL_LOAD.labels(name, rec.backend_name).observe(getattr(rec, "warm_seconds", rec.load_seconds))
+    opts = getattr(rec, "opts", None)
+    device = f"{opts.device}:{opts.device_id}" if opts is not None else os.environ.get("OCRFLEET_WORKER_DEVICE", "cpu")
+    MODEL_BACKEND.labels(name, rec.backend_name, device).set(1)
 
 
 def priority_lists(s, kind: str) -> list[tuple[str, str]]:

@@ -89,6 +89,10 @@ def engine_options(s: Settings):
     if s.gpu_precision not in ("fp16", "fp32"):
         raise ValueError(f"gpu_precision must be 'fp16' or 'fp32', not {s.gpu_precision!r}")
     gpu = kind == "gpu"
+    if gpu:  # log and export which GPU stack this worker has (once per process)
+        from ocrfleet.workers.gpu_stack import announce
+
+        announce(s.worker_device)
     return EngineOptions(device=kind, device_id=index, cpu_threads=s.cpu_threads,
                          use_tensorrt=gpu and s.gpu_tensorrt, precision=s.gpu_precision if gpu else "fp32")
 

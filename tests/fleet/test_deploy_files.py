@@ -27,11 +27,28 @@ def test_compose_parses_and_has_the_fleet():
 
 
 def test_dockerfiles_run_the_fleet_cli():
-    for name in ("Dockerfile.cpu", "Dockerfile.gpu"):
+    for name in ("Dockerfile.cpu", "Dockerfile.gpu", "Dockerfile.gpu-torch"):
         text = (DOCKER / name).read_text()
         assert re.search(r'ENTRYPOINT \["python", "-m", "ocrfleet.fleet_cli", "worker"\]', text)
         assert "REMAP_SIGTERM=SIGQUIT" in text and "USER ocr" in text
     assert "onnxruntime-gpu" in (DOCKER / "Dockerfile.gpu").read_text()
+
+
+def test_torch_gpu_dockerfile_matches_the_torch_pin():
+    """The PyTorch CUDA image: its base carries exactly the torch the [torch] extra pins (pip must
+    not swap it for another build), and the worker is a threads pool (cross-job batching)."""
+    import tomllib
+
+    pins = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    (pin,) = pins["torch"]
+    version = pin.split("==")[1]
+    text = (DOCKER / "Dockerfile.gpu-torch").read_text()
+    base = re.search(r"ARG PYTORCH_IMAGE=pytorch/pytorch:(\S+)", text).group(1)
+    assert base.startswith(f"{version}-cuda") and base.endswith("-runtime"), base
+    assert f"!= '{version}'" in text  # the build fails on a base with another torch
+    assert '".[weights,torch]"' in text and "pip install \"onnxruntime-gpu" not in text
+    cmd = re.search(r"^CMD (.+)$", text, re.M).group(1)
+    assert '"--pool", "threads"' in cmd and '"--device", "gpu:0"' in cmd
 
 
 def test_keda_triggers_match_kombu_priority_lists(producer, settings, inputs):

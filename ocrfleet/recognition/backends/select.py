@@ -11,12 +11,15 @@ def registry() -> dict[str, type[Backend]]:
     from ocrfleet.recognition.backends.onnxruntime import OnnxRuntimeBackend
     from ocrfleet.recognition.backends.openvino import OpenVinoBackend
     from ocrfleet.recognition.backends.paddle import PaddleBackend
+    from ocrfleet.recognition.backends.torch_backend import TorchBackend
 
-    return {b.name: b for b in (PaddleBackend, OnnxRuntimeBackend, OpenVinoBackend)}
+    return {b.name: b for b in (PaddleBackend, OnnxRuntimeBackend, OpenVinoBackend, TorchBackend)}
 
 
 def candidates(files: ModelFiles, opts: EngineOptions) -> list[str]:
-    return [n for n, cls in registry().items() if cls.available(files, opts) is None]
+    """The backends ocrfleet chooses among here (high-performance mode measures them): those of
+    ``default_order``. Others (torch on the CPU) run only when asked for by name."""
+    return default_order(files, opts)
 
 
 def create(name: str, files: ModelFiles, opts: EngineOptions) -> Backend:
@@ -29,6 +32,9 @@ def create(name: str, files: ModelFiles, opts: EngineOptions) -> Backend:
     return reg[name](files, opts)
 
 
+# GPU preference: Paddle Inference (TensorRT when enabled) for Paddle-format models, then ONNX
+# Runtime (CUDA / TensorRT providers), then PyTorch CUDA (``[torch]`` extra)
+GPU_ORDER = {"paddle": ("paddle", "onnxruntime", "torch"), "onnx": ("onnxruntime", "torch")}
 # CPU preference when nothing is asked for, fastest first as measured in docs/performance.md
 # (every backend gives the official text on the parity set). Paddle-format models run on
 # OpenVINO (converted to ONNX once, cached); ONNX models on ONNX Runtime.
@@ -36,12 +42,8 @@ CPU_ORDER = {"paddle": ("openvino", "onnxruntime", "paddle"), "onnx": ("onnxrunt
 
 
 def default_order(files: ModelFiles, opts: EngineOptions) -> list[str]:
-    """Backends to try, in order. GPU: Paddle Inference (TensorRT) for Paddle-format models,
-    ONNX Runtime for ONNX. CPU: ``CPU_ORDER``."""
-    if opts.device != "cpu":
-        order = ("paddle", "onnxruntime") if files.fmt == "paddle" else ("onnxruntime",)
-    else:
-        order = CPU_ORDER[files.fmt]
+    """Backends to try, in order: ``GPU_ORDER`` or ``CPU_ORDER`` for the model's format."""
+    order = (GPU_ORDER if opts.device != "cpu" else CPU_ORDER)[files.fmt]
     reg = registry()
     return [n for n in order if reg[n].available(files, opts) is None]
 
