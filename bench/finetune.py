@@ -51,12 +51,17 @@ def write_splits(data: Path) -> None:
         print(f"{name}: {len(train)} train, {len(test)} test", file=sys.stderr)
 
 
-def absolute_labels(split: Path, data_dir: Path, dest: Path) -> Path:
-    """The split file with absolute image paths (label paths are relative to the label file)."""
+def label_file(split: Path, data_dir: Path, dest: Path) -> Path:
+    """The split as a label file in ``dest.parent``, which gets a link named after the set to its
+    data: image paths stay ``<set>/imgs/...`` wherever the data lives (so the hash-chosen
+    validation share inside ``ocrfleet finetune`` is the same on every machine)."""
+    link = dest.parent / data_dir.name
+    if not link.exists():
+        link.symlink_to(data_dir.resolve(), target_is_directory=True)
     rows = []
     for row in split.read_text(encoding="utf-8").splitlines():
         rel, _, label = row.partition("\t")
-        rows.append(f"{data_dir / rel}\t{label}\n")
+        rows.append(f"{data_dir.name}/{rel}\t{label}\n")
     dest.write_text("".join(rows), encoding="utf-8")
     return dest
 
@@ -91,8 +96,8 @@ def main(argv=None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     labels = args.out / "labels"
     labels.mkdir(exist_ok=True)
-    train = [absolute_labels(SPLITS / n / "train.tsv", args.data / n, labels / f"{n}.train.tsv") for n in HANDWRITING]
-    sets = {f"{n} (test)": absolute_labels(SPLITS / n / "test.tsv", args.data / n, labels / f"{n}.test.tsv")
+    train = [label_file(SPLITS / n / "train.tsv", args.data / n, labels / f"{n}.train.tsv") for n in HANDWRITING]
+    sets = {f"{n} (test)": label_file(SPLITS / n / "test.tsv", args.data / n, labels / f"{n}.test.tsv")
             for n in HANDWRITING}
     sets.update({n: args.data / n / "labels.tsv" for n in PRINTED if (args.data / n / "labels.tsv").is_file()})
     load = {"start": os.getloadavg()}

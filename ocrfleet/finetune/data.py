@@ -130,9 +130,12 @@ def held_out(rel: str, fraction: float, salt: str = "") -> bool:
     return int.from_bytes(digest[:8], "big") / 2 ** 64 < fraction
 
 
+VAL_SALT = "val:"  # independent of an unsalted train/test split made the same way (bench/finetune.py)
+
+
 def split(lines: list[Line], fraction: float) -> tuple[list[Line], list[Line]]:
-    """(train, val) with about ``fraction`` of the lines in val, chosen by path hash."""
-    val = [ln for ln in lines if held_out(ln.rel, fraction)]
+    """(train, val) with about ``fraction`` of the lines in val, chosen by a salted path hash."""
+    val = [ln for ln in lines if held_out(ln.rel, fraction, VAL_SALT)]
     keep = {id(ln) for ln in val}
     return [ln for ln in lines if id(ln) not in keep], val
 

@@ -7,6 +7,7 @@ original graph with new initializer values.
 """
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 
 import onnx
@@ -54,11 +55,9 @@ def _first_use(graph: onnx.GraphProto) -> dict[str, int]:
 
 def load(files: ModelFiles) -> TrainGraph:
     """The model of ``files`` (ONNX, or Paddle converted once to ONNX) as a TrainGraph."""
-    try:
-        from ocrfleet.torch_graph import OnnxModule
-    except ImportError as exc:  # torch missing
-        raise ModelUnavailableError(
-            f"fine-tuning needs PyTorch: pip install 'ocrfleet[torch]' ({exc})") from exc
+    if importlib.util.find_spec("torch") is None:
+        raise ModelUnavailableError("fine-tuning needs PyTorch: pip install 'ocrfleet[torch]'")
+    from ocrfleet.torch_graph import OnnxModule
     base = onnx.load(str(onnx_path(files)))
     cut, softmax_cut = logits_graph(base)
     module = OnnxModule(cut)

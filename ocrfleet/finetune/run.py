@@ -26,21 +26,23 @@ def _say(opts: Options):
     return say
 
 
-def _prepare_output(opts: Options) -> Path:
+def _check_output(opts: Options) -> Path:
     out = Path(opts.output)
-    last = out / CHECKPOINTS / "last.pt"
     if opts.resume:
-        if not last.is_file():
-            raise InvalidInputError(f"nothing to resume: {str(last)!r} does not exist")
-    elif out.exists():
-        if not opts.force:
-            raise InvalidInputError(f"output directory {str(out)!r} already exists; give --force to replace "
-                                    "it or --resume to continue its run")
-        if not out.is_dir():
-            raise InvalidInputError(f"output {str(out)!r} exists and is not a directory")
+        if not (out / CHECKPOINTS / "last.pt").is_file():
+            raise InvalidInputError(f"nothing to resume: {str(out / CHECKPOINTS / 'last.pt')!r} does not exist")
+    elif out.exists() and not opts.force:
+        raise InvalidInputError(f"output directory {str(out)!r} already exists; give --force to replace "
+                                "it or --resume to continue its run")
+    elif out.exists() and not out.is_dir():
+        raise InvalidInputError(f"output {str(out)!r} exists and is not a directory")
+    return out
+
+
+def _prepare_output(opts: Options, out: Path) -> None:
+    if not opts.resume and out.exists():
         shutil.rmtree(out)
     (out / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
-    return out
 
 
 def _device(name: str):
@@ -56,10 +58,9 @@ def _device(name: str):
     raise BackendUnavailableError(f"unsupported device {name!r}; use 'cpu', 'gpu' or 'gpu:N'")
 
 
-def _load_lines(paths: list[str], charset: Charset, shape, say, what: str, min_usable: float):
+def _load_lines(read: list, charset: Charset, shape, say, what: str, min_usable: float):
     lines, problems, total, missing = [], [], 0, {}
-    for p in paths:
-        got, bad = read_label_file(p)
+    for got, bad in read:
         total += len(got) + len(bad)
         usable, refused, lack = check_lines(got, charset, shape)
         lines += usable
@@ -93,11 +94,13 @@ def finetune(labels, output, **kwargs) -> dict:
     from ocrfleet.finetune.train import Trainer, better
     from ocrfleet.recognition import sources
 
+    read_train = [read_label_file(p) for p in opts.labels]  # a missing file fails before any work
+    read_val = [read_label_file(p) for p in opts.val]
+    out = _check_output(opts)
+    device = _device(opts.device)
     files = sources.resolve(opts.model_name, opts.model_dir)
     if not files.characters:
         raise ModelUnavailableError(f"model {files.name!r} has no character dictionary; cannot fine-tune it")
-    device = _device(opts.device)
-    out = _prepare_output(opts)
     cores = len(os.sched_getaffinity(0))
     torch.set_num_threads(min(opts.threads or cores, cores))
     torch.manual_seed(opts.seed)
@@ -108,10 +111,10 @@ def finetune(labels, output, **kwargs) -> dict:
         probe = tg.module(torch.zeros((1, *shape)))
     charset = Charset(files.characters, int(probe.shape[2]))
 
-    train, problems, total, missing = _load_lines(opts.labels, charset, shape, say, "training labels",
+    train, problems, total, missing = _load_lines(read_train, charset, shape, say, "training labels",
                                                   opts.min_usable)
     if opts.val:
-        val, vproblems, _, vmissing = _load_lines(opts.val, charset, shape, say, "validation labels",
+        val, vproblems, _, vmissing = _load_lines(read_val, charset, shape, say, "validation labels",
                                                   opts.min_usable)
         problems += vproblems
         for ch, n in vmissing.items():
@@ -127,6 +130,7 @@ def finetune(labels, output, **kwargs) -> dict:
             f"(val_fraction {opts.val_fraction}, chosen by a hash of the image path)")
     if not train:
         raise InvalidInputError("no training lines left after holding out the validation lines")
+    _prepare_output(opts, out)
     if missing:
         say("characters missing from the model's dictionary (their lines were refused): "
             + ", ".join(f"{ch!r} x{n}" for ch, n in sorted(missing.items(), key=lambda kv: -kv[1])))
