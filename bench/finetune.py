@@ -2,7 +2,7 @@
 """Fine-tune PP-OCRv5_mobile_rec on the shared handwriting sets and measure before / after.
 
     PYTHONPATH=$PWD .venv/bin/python bench/finetune.py [--data /work/shared/data/real/rec]
-        [--max_minutes 20] [--epochs 60] [--out bench/results/finetune] [--splits-only]
+        [--max_minutes 20] [--epochs 60] [--out bench/results/finetune] [--mix-rendered N] [--splits-only]
 
 1. Splits (committed in bench/finetune_splits/<set>/{train,test}.tsv, the set's own relative
    paths): each line of htr_fr_poilus_handwriting, htr_fr_lectaurep_handwriting and
@@ -87,6 +87,9 @@ def main(argv=None) -> None:
     ap.add_argument("--epochs", type=int, default=60)
     ap.add_argument("--batch_size", type=int, default=16)
     ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--mix-rendered", type=int, default=0, metavar="N",
+                    help="also train on N generic printed lines rendered by bench/render_lines.py (seed 7; "
+                         "never an evaluation set), against forgetting")
     ap.add_argument("--extra", nargs="*", default=[], help="extra arguments for ocrfleet finetune")
     ap.add_argument("--splits-only", action="store_true", help="only (re)write bench/finetune_splits")
     args = ap.parse_args(argv)
@@ -97,6 +100,12 @@ def main(argv=None) -> None:
     labels = args.out / "labels"
     labels.mkdir(exist_ok=True)
     train = [label_file(SPLITS / n / "train.tsv", args.data / n, labels / f"{n}.train.tsv") for n in HANDWRITING]
+    if args.mix_rendered:
+        sys.path.insert(0, str(ROOT / "bench"))
+        import render_lines
+
+        render_lines.main([str(args.out / "rendered"), "--count", str(args.mix_rendered), "--seed", "7"])
+        train.append(args.out / "rendered" / "labels.tsv")
     sets = {f"{n} (test)": label_file(SPLITS / n / "test.tsv", args.data / n, labels / f"{n}.test.tsv")
             for n in HANDWRITING}
     sets.update({n: args.data / n / "labels.tsv" for n in PRINTED if (args.data / n / "labels.tsv").is_file()})

@@ -42,6 +42,29 @@ def logits_graph(base: onnx.ModelProto) -> tuple[onnx.ModelProto, bool]:
     return cut, True
 
 
+WEIGHT_INPUTS = {"Conv": (1, 2), "ConvTranspose": (1, 2), "MatMul": (0, 1), "Gemm": (0, 1, 2),
+                 "BatchNormalization": (1, 2), "Add": (0, 1), "Mul": (0, 1)}
+
+
+def trainable(graph: onnx.GraphProto) -> set[str]:
+    """Initializers that are weights: conv / linear weights and biases, BN scale and shift, and
+    tensors added or multiplied in (biases, LayerNorm gains). Scalars (epsilons, exponents,
+    the backbone's learnable-affine scalars) stay fixed: training an epsilon or an exponent
+    gives NaN gradients."""
+    sizes = {t.name: 1 for t in graph.initializer}
+    for t in graph.initializer:
+        for d in t.dims:
+            sizes[t.name] *= d
+    floats = {t.name for t in graph.initializer if t.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)}
+    ok, bad = set(), set()
+    for node in graph.node:
+        slots = WEIGHT_INPUTS.get(node.op_type, ())
+        for i, name in enumerate(node.input):
+            if name in floats:
+                (ok if i in slots and sizes[name] > 1 else bad).add(name)
+    return ok - bad
+
+
 def _first_use(graph: onnx.GraphProto) -> dict[str, int]:
     """Initializer name -> index of the first node that reads it."""
     inits = {t.name for t in graph.initializer}
@@ -64,9 +87,14 @@ def load(files: ModelFiles) -> TrainGraph:
     first = _first_use(cut.graph)
     matmuls = [i for i, n in enumerate(cut.graph.node) if n.op_type in ("MatMul", "Gemm")]
     split_at = matmuls[0] if matmuls else int(0.75 * len(cut.graph.node))
+    weights = trainable(cut.graph)
     backbone, head = [], []
     for name, p in module.named_parameters():
-        (backbone if first.get(module.onnx_name(name), 0) < split_at else head).append(p)
+        onnx_name = module.onnx_name(name)
+        if onnx_name not in weights:
+            p.requires_grad_(False)
+            continue
+        (backbone if first.get(onnx_name, 0) < split_at else head).append(p)
     return TrainGraph(base, module, softmax_cut, backbone, head)
 
 

@@ -127,7 +127,8 @@ def finetune(labels, output, **kwargs) -> dict:
     else:
         train, val = split(train, opts.val_fraction)
         say(f"no validation labels given: holding out {len(val)} of {len(train) + len(val)} lines "
-            f"(val_fraction {opts.val_fraction}, chosen by a hash of the image path)")
+            f"(val_fraction {opts.val_fraction}, chosen by a hash of the image path)"
+            + ("; without validation lines the last epoch is exported" if not val else ""))
     if not train:
         raise InvalidInputError("no training lines left after holding out the validation lines")
     _prepare_output(opts, out)
@@ -150,6 +151,7 @@ def finetune(labels, output, **kwargs) -> dict:
     else:
         before = trainer.evaluate(val) if val else None
         best_weights = trainer.weights()
+        torch.save(best_weights, out / CHECKPOINTS / "best.pt")
         if before:
             state["before"] = state["best"] = {k: before[k] for k in ("lines", "accuracy", "cer")}
             say(f"stock model on {len(val)} val lines: exact {before['accuracy']:.1%}, CER {before['cer']:.2%}")

@@ -45,6 +45,8 @@ class Trainer:
         groups = [{"params": tg.backbone, "lr": opts.lr * opts.backbone_lr_scale},
                   {"params": tg.head, "lr": opts.lr}]
         self.optimizer = torch.optim.AdamW([g for g in groups if g["params"]], weight_decay=opts.weight_decay)
+        self.params = tg.backbone + tg.head
+        self.skipped = 0
         self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
         self.total_steps = max(1, opts.epochs * steps_per_epoch)
         self.step = 0
@@ -103,8 +105,11 @@ class Trainer:
                           blank=0, reduction="mean", zero_infinity=True)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.module.parameters(), 5.0)
-        self.optimizer.step()
+        norm = torch.nn.utils.clip_grad_norm_(self.params, 5.0)
+        if torch.isfinite(norm):
+            self.optimizer.step()
+        else:  # a bad batch must not poison the weights
+            self.skipped += 1
         self.step += 1
         return float(loss.detach())
 
