@@ -123,7 +123,8 @@ def main(argv=None) -> None:
         cmd += ["--lr", str(args.lr)]
     print(" ".join(cmd), file=sys.stderr)
     t0 = time.monotonic()
-    subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])})
     wall = time.monotonic() - t0
     load["after_training"] = os.getloadavg()
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

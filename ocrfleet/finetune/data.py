@@ -140,15 +140,30 @@ def split(lines: list[Line], fraction: float) -> tuple[list[Line], list[Line]]:
     return [ln for ln in lines if id(ln) not in keep], val
 
 
-def batches(lines: list[Line], batch_size: int, rng: random.Random) -> list[list[Line]]:
-    """Shuffled batches of lines of similar width (little padding), in random order."""
+def batches(lines: list[Line], batch_size: int, rng: random.Random, shape,
+            max_columns: int | None = None) -> list[list[Line]]:
+    """Shuffled batches of lines of similar width (little padding), in random order.
+
+    A batch holds at most ``batch_size`` lines and at most ``max_columns`` padded input
+    columns in all (default ``batch_size * 640``): wide lines come in smaller batches, so
+    the memory a step takes stays bounded (autograd keeps every activation of the batch).
+    """
+    max_columns = max_columns or batch_size * 640
     order = lines[:]
     rng.shuffle(order)
     pool = batch_size * 8
     out = []
     for start in range(0, len(order), pool):
         chunk = sorted(order[start:start + pool], key=lambda ln: ln.image.shape[1] / ln.image.shape[0])
-        out.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
+        cur: list[Line] = []
+        for ln in chunk:
+            w = widths(ln.image.shape[0], ln.image.shape[1], shape)[1]
+            if cur and (len(cur) >= batch_size or (len(cur) + 1) * w > max_columns):
+                out.append(cur)
+                cur = []
+            cur.append(ln)
+        if cur:
+            out.append(cur)
     rng.shuffle(out)
     return out
 

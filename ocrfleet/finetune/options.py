@@ -16,7 +16,7 @@ class Options:
     val_fraction: float = 0.1      # without val: this share of the labels is held out, by path hash
     epochs: int = 30
     max_minutes: float | None = None
-    batch_size: int = 16
+    batch_size: int = 8
     lr: float = 5e-4               # the neck and head; the backbone gets lr * backbone_lr_scale
     backbone_lr_scale: float = 0.1
     weight_decay: float = 1e-4

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import random
 import resource
 import shutil
 import sys
@@ -9,7 +10,7 @@ import time
 from pathlib import Path
 
 from ocrfleet.errors import BackendUnavailableError, InvalidInputError, ModelUnavailableError
-from ocrfleet.finetune.data import Charset, check_lines, read_label_file, split
+from ocrfleet.finetune.data import Charset, batches, check_lines, read_label_file, split
 from ocrfleet.finetune.options import Options
 
 CHECKPOINTS = "checkpoints"
@@ -136,7 +137,7 @@ def finetune(labels, output, **kwargs) -> dict:
         say("characters missing from the model's dictionary (their lines were refused): "
             + ", ".join(f"{ch!r} x{n}" for ch, n in sorted(missing.items(), key=lambda kv: -kv[1])))
 
-    steps_per_epoch = -(-len(train) // opts.batch_size)
+    steps_per_epoch = len(batches(train, opts.batch_size, random.Random(0), shape))
     trainer = Trainer(tg, charset, shape, opts, device, steps_per_epoch)
     state = {"epoch": 0, "history": [], "best": None, "best_epoch": 0, "stale": 0}
     last_pt = out / CHECKPOINTS / "last.pt"
