@@ -90,7 +90,7 @@ def main(argv=None) -> None:
     ap.add_argument("--mix-rendered", type=int, default=0, metavar="N",
                     help="also train on N generic printed lines rendered by bench/render_lines.py (seed 7; "
                          "never an evaluation set), against forgetting")
-    ap.add_argument("--extra", nargs="*", default=[], help="extra arguments for ocrfleet finetune")
+    ap.add_argument("--backbone_lr_scale", type=float, default=None)
     ap.add_argument("--splits-only", action="store_true", help="only (re)write bench/finetune_splits")
     args = ap.parse_args(argv)
     if args.splits_only:
@@ -116,11 +116,13 @@ def main(argv=None) -> None:
     model_dir = args.out / "model"
     cmd = [sys.executable, "-m", "ocrfleet", "finetune", "--model_name", MODEL, "--output", str(model_dir),
            "--force", "--max_minutes", str(args.max_minutes), "--epochs", str(args.epochs),
-           "--batch_size", str(args.batch_size), "--no_progress", *args.extra]
+           "--batch_size", str(args.batch_size), "--no_progress", "--keep_checkpoints"]
     for t in train:
         cmd += ["--labels", str(t)]
     if args.lr:
         cmd += ["--lr", str(args.lr)]
+    if args.backbone_lr_scale is not None:
+        cmd += ["--backbone_lr_scale", str(args.backbone_lr_scale)]
     print(" ".join(cmd), file=sys.stderr)
     t0 = time.monotonic()
     subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(
