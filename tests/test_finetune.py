@@ -293,3 +293,23 @@ def test_import_ocrfleet_does_not_import_torch():
     code = "import sys, ocrfleet; f = ocrfleet.finetune; assert callable(f); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_trainable_weights_and_logits_cut():
+    import onnx
+
+    from ocrfleet.finetune import graph
+
+    base = onnx.load(str(sources.resolve(MODEL).model_file))
+    cut, was_cut = graph.logits_graph(base)
+    assert was_cut and cut.graph.node[-1].op_type != "Softmax" and base.graph.node[-1].op_type == "Softmax"
+    names = graph.trainable(cut.graph)
+    uses = {}
+    for node in cut.graph.node:
+        for i, name in enumerate(node.input):
+            uses.setdefault(name, set()).add((node.op_type, i))
+    conv_w = {n for n, u in uses.items() if ("Conv", 1) in u}
+    assert conv_w and conv_w <= names
+    assert not any(("Pow", 1) in uses[n] or ("BatchNormalization", 3) in uses[n] for n in names)
+    sizes = {t.name: int(np.prod(t.dims)) for t in cut.graph.initializer}
+    assert all(sizes[n] > 1 for n in names)

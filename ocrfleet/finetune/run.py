@@ -160,16 +160,13 @@ def finetune(labels, output, **kwargs) -> dict:
         + (f" or {opts.max_minutes} min" if opts.max_minutes else "") + f", device {device}, "
         f"{torch.get_num_threads()} threads")
 
-    def deadline_hit() -> bool:
-        return bool(opts.max_minutes) and trainer.elapsed() >= 60 * opts.max_minutes
-
     stop = "epochs"
     while state["epoch"] < opts.epochs:
-        if deadline_hit():
+        if trainer.out_of_time():
             stop = "max_minutes"
             break
         epoch = state["epoch"] + 1
-        loss, cut = trainer.epoch(train, epoch, deadline_hit)
+        loss, cut = trainer.epoch(train, epoch)
         rec = {"epoch": epoch, "loss": loss, "step": trainer.step, "seconds": round(trainer.elapsed(), 1),
                "partial": cut}
         if val:

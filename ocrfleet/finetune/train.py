@@ -77,13 +77,21 @@ class Trainer:
 
     # ------------------------------------------------------------------ training
     def elapsed(self) -> float:
-        return self.seconds_before + time.monotonic() - self.started
+        """Training seconds of this run, earlier runs of a resumed one included."""
+        return self.seconds_before + self.this_run()
+
+    def this_run(self) -> float:
+        return time.monotonic() - self.started
+
+    def out_of_time(self) -> bool:
+        """``max_minutes`` limits each invocation (a resumed run gets its own budget)."""
+        return bool(self.opts.max_minutes) and self.this_run() >= 60 * self.opts.max_minutes
 
     def progress(self) -> float:
-        """Share of the run done: steps, or time when a time limit comes first."""
+        """Share of the run done: steps, or time when the time limit comes first."""
         done = self.step / self.total_steps
         if self.opts.max_minutes:
-            done = max(done, self.elapsed() / (60 * self.opts.max_minutes))
+            done = max(done, self.this_run() / (60 * self.opts.max_minutes))
         return min(done, 1.0)
 
     def set_lr(self) -> float:
@@ -113,7 +121,7 @@ class Trainer:
         self.step += 1
         return float(loss.detach())
 
-    def epoch(self, train: list[Line], epoch: int, deadline_hit) -> tuple[float, bool]:
+    def epoch(self, train: list[Line], epoch: int) -> tuple[float, bool]:
         """One pass over ``train``; returns (mean loss, stopped by the time limit)."""
         from tqdm import tqdm
 
@@ -126,7 +134,7 @@ class Trainer:
             for lines in bar:
                 losses.append(self.train_step(lines, nrng))
                 bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", lr=f"{self.optimizer.param_groups[-1]['lr']:.2e}")
-                if deadline_hit():
+                if self.out_of_time():
                     return float(np.mean(losses)), True
         return float(np.mean(losses)) if losses else float("nan"), False
 
