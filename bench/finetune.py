@@ -91,6 +91,8 @@ def main(argv=None) -> None:
                     help="also train on N generic printed lines rendered by bench/render_lines.py (seed 7; "
                          "never an evaluation set), against forgetting")
     ap.add_argument("--backbone_lr_scale", type=float, default=None)
+    ap.add_argument("--before", type=Path, default=None,
+                    help="reuse the stock model's scores from an earlier results.json (same sets)")
     ap.add_argument("--splits-only", action="store_true", help="only (re)write bench/finetune_splits")
     args = ap.parse_args(argv)
     if args.splits_only:
@@ -111,8 +113,11 @@ def main(argv=None) -> None:
     sets.update({n: args.data / n / "labels.tsv" for n in PRINTED if (args.data / n / "labels.tsv").is_file()})
     load = {"start": os.getloadavg()}
 
-    print("stock model:", file=sys.stderr)
-    before = evaluate_sets(sets, None)
+    if args.before:
+        before = json.loads(args.before.read_text(encoding="utf-8"))["before"]
+    else:
+        print("stock model:", file=sys.stderr)
+        before = evaluate_sets(sets, None)
     model_dir = args.out / "model"
     cmd = [sys.executable, "-m", "ocrfleet", "finetune", "--model_name", MODEL, "--output", str(model_dir),
            "--force", "--max_minutes", str(args.max_minutes), "--epochs", str(args.epochs),
@@ -144,11 +149,12 @@ def main(argv=None) -> None:
     print(f"\n{report['train_lines']} training lines ({report['val_lines']} held out for early stopping), "
           f"{report['epochs_run']} epochs (best {report['best_epoch']}, stopped by {report['stopped_by']}), "
           f"wall {wall / 60:.1f} min, peak RSS {peak_mb:.0f} MB, load {load}\n")
-    print("| set | lines | exact before | exact after | CER before | CER after |")
-    print("|---|---|---|---|---|---|")
+    print("| set | lines | exact before | exact after | no-space exact before | after | CER before | CER after |")
+    print("|---|---|---|---|---|---|---|---|")
     for name in sets:
         b, a = before[name], after[name]
-        print(f"| {name} | {b['lines']} | {b['accuracy']:.1%} | {a['accuracy']:.1%} | {b['cer']:.2%} | {a['cer']:.2%} |")
+        print(f"| {name} | {b['lines']} | {b['accuracy']:.1%} | {a['accuracy']:.1%} | "
+              f"{b['accuracy_ignore_space']:.1%} | {a['accuracy_ignore_space']:.1%} | {b['cer']:.2%} | {a['cer']:.2%} |")
 
 
 if __name__ == "__main__":

@@ -114,6 +114,23 @@ def test_output_dir_loads_everywhere(tuned, capsys):
     assert "exact match" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # needs the tiny run
+def test_worker_resolution_serves_the_directory(tuned, tmp_path, monkeypatch):
+    """Workers resolve a model by name (``sources.resolve(name)``: cache first): the directory
+    copied to ``$OCRFLEET_HOME/models/<name>`` is what a worker of that host loads."""
+    from ocrfleet.workers.models import ModelCache
+    from ocrfleet.config import settings as settings_mod
+
+    home = tmp_path / "home"
+    shutil.copytree(tuned["out"], home / "models" / MODEL, ignore=shutil.ignore_patterns("checkpoints"))
+    monkeypatch.setenv("OCRFLEET_HOME", str(home))
+    files = sources.resolve(MODEL)
+    assert files.source.startswith("cache:") and files.model_file == home / "models" / MODEL / "inference.onnx"
+    rec = ModelCache(settings_mod.Settings(worker_device="cpu")).get(MODEL)
+    img = read_image(REC / _rows(0, 1)[0].split("\t")[0])
+    assert rec.files.model_file == files.model_file and rec.recognize([img])[0][0]
+
+
 @pytest.mark.slow  # trains (seconds on a quiet 2-core machine, minutes when it is shared)
 def test_resume_continues_from_last_checkpoint(tuned):
     import ocrfleet
