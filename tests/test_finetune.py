@@ -83,7 +83,6 @@ def tuned(tmp_path_factory):
 
 # --------------------------------------------------------------------------- the tiny run
 
-@pytest.mark.slow  # trains (seconds on a quiet 2-core machine, minutes when it is shared)
 def test_tiny_finetune_lowers_training_loss(tuned):
     stock = sources.resolve(MODEL)
     before = _ctc_loss_onnx(stock.model_file, tuned["train"], stock.characters)
@@ -97,7 +96,6 @@ def test_tiny_finetune_lowers_training_loss(tuned):
     assert losses[-1] < losses[0] and r["peak_rss_mb"] > 0
 
 
-@pytest.mark.slow  # trains (seconds on a quiet 2-core machine, minutes when it is shared)
 def test_output_dir_loads_everywhere(tuned, capsys):
     from ocrfleet import TextRecognition
 
@@ -114,7 +112,6 @@ def test_output_dir_loads_everywhere(tuned, capsys):
     assert "exact match" in capsys.readouterr().out
 
 
-@pytest.mark.slow  # needs the tiny run
 def test_worker_resolution_serves_the_directory(tuned, tmp_path, monkeypatch):
     """Workers resolve a model by name (``sources.resolve(name)``: cache first): the directory
     copied to ``$OCRFLEET_HOME/models/<name>`` is what a worker of that host loads."""
@@ -131,7 +128,6 @@ def test_worker_resolution_serves_the_directory(tuned, tmp_path, monkeypatch):
     assert rec.files.model_file == files.model_file and rec.recognize([img])[0][0]
 
 
-@pytest.mark.slow  # trains (seconds on a quiet 2-core machine, minutes when it is shared)
 def test_resume_continues_from_last_checkpoint(tuned):
     import ocrfleet
 
@@ -145,7 +141,6 @@ def test_resume_continues_from_last_checkpoint(tuned):
     assert not (copy / "checkpoints").exists()  # removed after the export unless keep_checkpoints
 
 
-@pytest.mark.slow  # trains (seconds on a quiet 2-core machine, minutes when it is shared)
 def test_export_matches_torch_and_check_can_fail(tuned):
     from ocrfleet.finetune import export
 
@@ -160,7 +155,6 @@ def test_export_matches_torch_and_check_can_fail(tuned):
         export.check_parity(tuned["out"], MODEL, imgs, texts[:3] + [texts[3] + "x"])
 
 
-@pytest.mark.slow  # trains (seconds on a quiet 2-core machine, minutes when it is shared)
 def test_torch_and_onnx_probabilities_agree(tuned):
     """The trained graph in torch (logits -> softmax) and the exported ONNX give the same numbers."""
     import onnxruntime as ort
@@ -180,7 +174,6 @@ def test_torch_and_onnx_probabilities_agree(tuned):
     assert np.abs(mine - theirs).max() < 1e-4
 
 
-@pytest.mark.slow  # trains (seconds on a quiet 2-core machine, minutes when it is shared)
 def test_max_minutes_exports_best_and_says_so(tmp_path, capsys):
     import ocrfleet
 
