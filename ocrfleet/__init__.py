@@ -21,6 +21,7 @@ __all__ = [
     "ModelUnavailableError",
     "TextDetection",
     "TextLineOrientationClassification",
+    "finetune",
     "__version__",
 ]
 
@@ -38,6 +39,10 @@ def __getattr__(name: str):
         from ocrfleet.recognition.api import TextRecognition
 
         return TextRecognition
+    if name == "finetune":  # the callable package ocrfleet.finetune; torch loads only when it runs
+        import ocrfleet.finetune
+
+        return ocrfleet.finetune
     if name == "PaddleOCR":
         from ocrfleet.ocr.pipeline import PaddleOCR
 

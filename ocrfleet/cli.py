@@ -21,6 +21,7 @@ PLUGINS = (
     "ocrfleet.modules_cli",
     "ocrfleet.ocr.cli",
     "ocrfleet.recognition.hpi_cli",
+    "ocrfleet.finetune.cli",
 )
 
 

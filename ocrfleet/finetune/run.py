@@ -1,0 +1,229 @@
+"""One fine-tuning run, from label files to a served model directory (``ocrfleet.finetune()``)."""
+from __future__ import annotations
+
+import os
+import random
+import resource
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from ocrfleet.errors import BackendUnavailableError, InvalidInputError, ModelUnavailableError
+from ocrfleet.finetune.data import Charset, batches, check_lines, read_label_file, split
+from ocrfleet.finetune.options import Options
+
+CHECKPOINTS = "checkpoints"
+
+
+def _say(opts: Options):
+    def say(msg: str) -> None:
+        if opts.progress:
+            from tqdm import tqdm
+
+            tqdm.write(f"finetune: {msg}", file=sys.stderr)
+        else:
+            print(f"finetune: {msg}", file=sys.stderr)
+    return say
+
+
+def _check_output(opts: Options) -> Path:
+    out = Path(opts.output)
+    if opts.resume:
+        if not (out / CHECKPOINTS / "last.pt").is_file():
+            raise InvalidInputError(f"nothing to resume: {str(out / CHECKPOINTS / 'last.pt')!r} does not exist")
+    elif out.exists() and not opts.force:
+        raise InvalidInputError(f"output directory {str(out)!r} already exists; give --force to replace "
+                                "it or --resume to continue its run")
+    elif out.exists() and not out.is_dir():
+        raise InvalidInputError(f"output {str(out)!r} exists and is not a directory")
+    return out
+
+
+def _prepare_output(opts: Options, out: Path) -> None:
+    if not opts.resume and out.exists():
+        shutil.rmtree(out)
+    (out / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+
+
+def _device(name: str):
+    import torch
+
+    kind, _, idx = (name or "cpu").strip().lower().partition(":")
+    if kind == "cpu" and not idx:
+        return torch.device("cpu")
+    if kind in ("gpu", "cuda") and (not idx or idx.isdigit()):
+        if not torch.cuda.is_available():
+            raise BackendUnavailableError(f"device {name!r}: this PyTorch has no usable CUDA GPU")
+        return torch.device(f"cuda:{int(idx or 0)}")
+    raise BackendUnavailableError(f"unsupported device {name!r}; use 'cpu', 'gpu' or 'gpu:N'")
+
+
+def _load_lines(read: list, charset: Charset, shape, say, what: str, min_usable: float):
+    lines, problems, total, missing = [], [], 0, {}
+    for got, bad in read:
+        total += len(got) + len(bad)
+        usable, refused, lack = check_lines(got, charset, shape)
+        lines += usable
+        problems += bad + refused
+        for ch, n in lack.items():
+            missing[ch] = missing.get(ch, 0) + n
+    for msg in problems:
+        say(f"skipped {msg}")
+    if not lines or len(lines) < min_usable * total:
+        raise InvalidInputError(f"{what}: only {len(lines)} of {total} labelled lines are usable "
+                                f"(need {min_usable:.0%}); see the messages above")
+    return lines, problems, total, missing
+
+
+def finetune(labels, output, **kwargs) -> dict:
+    """Fine-tune a recognition model on labelled lines; write a model directory to ``output``.
+
+    ``labels``: one label file or a list (``image_path<TAB>text``, the ``ocrfleet eval`` format).
+    Keyword arguments are the fields of ``ocrfleet.finetune.options.Options`` (``model_name``,
+    ``model_dir``, ``val``, ``epochs``, ``max_minutes``, ``batch_size``, ``lr``, ``device``,
+    ``resume``, ``force``, ...). Returns the run's report (also written to ``output/finetune.json``).
+    """
+    opts = Options(labels=labels, output=output, **kwargs)
+    say = _say(opts)
+    t_start = time.monotonic()
+    try:
+        import torch
+    except ImportError as exc:
+        raise ModelUnavailableError(f"fine-tuning needs PyTorch: pip install 'ocrfleet[torch]' ({exc})") from exc
+    from ocrfleet.finetune import export, graph
+    from ocrfleet.finetune.train import Trainer, better
+    from ocrfleet.recognition import sources
+
+    read_train = [read_label_file(p) for p in opts.labels]  # a missing file fails before any work
+    read_val = [read_label_file(p) for p in opts.val]
+    out = _check_output(opts)
+    device = _device(opts.device)
+    files = sources.resolve(opts.model_name, opts.model_dir)
+    if not files.characters:
+        raise ModelUnavailableError(f"model {files.name!r} has no character dictionary; cannot fine-tune it")
+    cores = len(os.sched_getaffinity(0))
+    torch.set_num_threads(min(opts.threads or cores, cores))
+    torch.manual_seed(opts.seed)
+
+    tg = graph.load(files)
+    shape = files.input_shape
+    with torch.no_grad():
+        probe = tg.module(torch.zeros((1, *shape)))
+    charset = Charset(files.characters, int(probe.shape[2]))
+
+    train, problems, total, missing = _load_lines(read_train, charset, shape, say, "training labels",
+                                                  opts.min_usable)
+    if opts.val:
+        val, vproblems, _, vmissing = _load_lines(read_val, charset, shape, say, "validation labels",
+                                                  opts.min_usable)
+        problems += vproblems
+        for ch, n in vmissing.items():
+            missing[ch] = missing.get(ch, 0) + n
+        seen = {ln.image_path.resolve() for ln in val}
+        overlap = [ln for ln in train if ln.image_path.resolve() in seen]
+        for ln in overlap:
+            say(f"skipped {ln.where}: image {ln.rel!r} is also in the validation labels")
+        train = [ln for ln in train if ln.image_path.resolve() not in seen]
+    else:
+        train, val = split(train, opts.val_fraction)
+        say(f"no validation labels given: holding out {len(val)} of {len(train) + len(val)} lines "
+            f"(val_fraction {opts.val_fraction}, chosen by a hash of the image path)"
+            + ("; without validation lines the last epoch is exported" if not val else ""))
+    if not train:
+        raise InvalidInputError("no training lines left after holding out the validation lines")
+    _prepare_output(opts, out)
+    if missing:
+        say("characters missing from the model's dictionary (their lines were refused): "
+            + ", ".join(f"{ch!r} x{n}" for ch, n in sorted(missing.items(), key=lambda kv: -kv[1])))
+
+    steps_per_epoch = len(batches(train, opts.batch_size, random.Random(0), shape))
+    trainer = Trainer(tg, charset, shape, opts, device, steps_per_epoch)
+    state = {"epoch": 0, "history": [], "best": None, "best_epoch": 0, "stale": 0}
+    last_pt = out / CHECKPOINTS / "last.pt"
+    if opts.resume:
+        ck = torch.load(last_pt, map_location=device, weights_only=False)
+        trainer.module.load_state_dict(ck["model"])
+        trainer.optimizer.load_state_dict(ck["optimizer"])
+        trainer.step, trainer.seconds_before = ck["step"], ck["seconds"]
+        state = ck["state"]
+        best_weights = torch.load(out / CHECKPOINTS / "best.pt", map_location="cpu", weights_only=False)
+        say(f"resumed from {last_pt} after epoch {state['epoch']} (step {trainer.step})")
+    else:
+        before = trainer.evaluate(val) if val else None
+        best_weights = trainer.weights()
+        torch.save(best_weights, out / CHECKPOINTS / "best.pt")
+        if before:
+            state["before"] = state["best"] = {k: before[k] for k in ("lines", "accuracy", "cer")}
+            say(f"stock model on {len(val)} val lines: exact {before['accuracy']:.1%}, CER {before['cer']:.2%}")
+    say(f"training on {len(train)} lines, {steps_per_epoch} steps/epoch, up to {opts.epochs} epochs"
+        + (f" or {opts.max_minutes} min" if opts.max_minutes else "") + f", device {device}, "
+        f"{torch.get_num_threads()} threads")
+
+    stop = "epochs"
+    while state["epoch"] < opts.epochs:
+        if trainer.out_of_time():
+            stop = "max_minutes"
+            break
+        epoch = state["epoch"] + 1
+        loss, cut = trainer.epoch(train, epoch)
+        rec = {"epoch": epoch, "loss": loss, "step": trainer.step, "seconds": round(trainer.elapsed(), 1),
+               "partial": cut}
+        if val:
+            m = trainer.evaluate(val)
+            rec.update(val_accuracy=m["accuracy"], val_cer=m["cer"])
+            improved = better(m, state["best"])
+        else:
+            improved = True
+        if improved:
+            state.update(best={"lines": len(val), "accuracy": rec.get("val_accuracy"), "cer": rec.get("val_cer")},
+                         best_epoch=epoch, stale=0)
+            best_weights = trainer.weights()
+            torch.save(best_weights, out / CHECKPOINTS / "best.pt")
+        else:
+            state["stale"] += 1
+        state["history"].append(rec)
+        state["epoch"] = epoch
+        val_text = (f", val exact {rec['val_accuracy']:.1%} CER {rec['val_cer']:.2%}" if val else "")
+        say(f"epoch {epoch}: loss {loss:.3f}{val_text}{' (best)' if improved else ''}")
+        torch.save({"model": trainer.module.state_dict(), "optimizer": trainer.optimizer.state_dict(),
+                    "step": trainer.step, "seconds": trainer.elapsed(), "state": state,
+                    "options": opts.to_dict()}, last_pt.with_suffix(".tmp"))
+        os.replace(last_pt.with_suffix(".tmp"), last_pt)
+        if cut:
+            stop = "max_minutes"
+            break
+        if val and state["stale"] >= opts.patience:
+            stop = "early_stopping"
+            say(f"no better val score for {opts.patience} epochs: stopping early")
+            break
+    if stop == "max_minutes":
+        say(f"time limit of {opts.max_minutes} min reached after {state['epoch']} epochs: exporting the best "
+            f"checkpoint (epoch {state['best_epoch']})")
+
+    if val and state["best_epoch"] == 0:
+        say("no epoch beat the stock model on the validation lines: exporting the stock weights")
+    trainer.module.load_state_dict(best_weights)
+    provenance = {"base_model": files.name, "base_source": files.source, "best_epoch": state["best_epoch"],
+                  "train_lines": len(train), "val_lines": len(val)}
+    export.write_model_dir(out, graph.export(tg), files.name, files.characters, shape, provenance)
+    check_on = val or train[:64]
+    parity = export.check_parity(out, files.name, [ln.image for ln in check_on],
+                                 trainer.predict([ln.image for ln in check_on]))
+    say(f"exported {out / export.MODEL_FILE}: ONNX Runtime reads all {parity['lines']} check lines as the "
+        "torch model does")
+    if not opts.keep_checkpoints:
+        shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+    report = {
+        "output": str(out), "model_name": files.name, "base_source": files.source,
+        "labelled_lines": total, "train_lines": len(train), "val_lines": len(val),
+        "refused_lines": len(problems), "problems": problems, "missing_characters": missing,
+        "before": state.get("before"), "best": state["best"], "best_epoch": state["best_epoch"],
+        "epochs_run": state["epoch"], "stopped_by": stop, "history": state["history"],
+        "parity": parity, "wall_seconds": round(time.monotonic() - t_start, 1),
+        "train_seconds": round(trainer.elapsed(), 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "options": opts.to_dict(),
+    }
+    export.write_report(out, report)
+    return report

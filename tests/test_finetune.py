@@ -1,0 +1,325 @@
+"""``ocrfleet finetune`` / ``ocrfleet.finetune()``: a tiny real fine-tune of the bundled
+PP-OCRv5_mobile_rec (a few steps on receipt lines, CPU), the exported directory loaded by
+TextRecognition, ``ocrfleet eval`` and ONNX Runtime, and the bad-input paths."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ocrfleet import cli
+from ocrfleet.errors import InputNotFoundError, InvalidInputError, ModelUnavailableError
+from ocrfleet.finetune import augment as aug
+from ocrfleet.finetune import data
+from ocrfleet.recognition import sources
+from ocrfleet.recognition.evaluate import read_image
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(autouse=True)
+def _offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("OCRFLEET_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("OCRFLEET_OFFLINE", "1")  # bundled weights only: never a hub
+
+REC = Path(__file__).parent / "data" / "real" / "rec" / "wildreceipt_lines"
+MODEL = "PP-OCRv5_mobile_rec"
+
+
+def _rows(start: int, n: int) -> list[str]:
+    rows = (REC / "labels.tsv").read_text(encoding="utf-8").splitlines()
+    return [r for r in rows if r.strip()][start:start + n]
+
+
+def _labels(path: Path, rows: list[str]) -> Path:
+    """A label file in ``path``'s folder pointing at the receipt images (absolute paths)."""
+    out = []
+    for r in rows:
+        rel, tab, label = r.partition("\t")
+        out.append(f"{REC / rel}{tab}{label}\n" if tab else r + "\n")
+    path.write_text("".join(out), encoding="utf-8")
+    return path
+
+
+def _ctc_loss_onnx(model_file: Path, label_file: Path, characters) -> float:
+    """Mean CTC loss of an ONNX model (its softmax output) on labelled lines, one line per run."""
+    import onnxruntime as ort
+
+    from ocrfleet.recognition.preprocess import make_batch
+
+    sess = ort.InferenceSession(str(model_file), providers=["CPUExecutionProvider"])
+    lines, _ = data.read_label_file(label_file)
+    losses = []
+    for ln in lines:
+        probs = sess.run(None, {sess.get_inputs()[0].name: make_batch([read_image(ln.image_path)], (3, 48, 320))})[0]
+        cs = data.Charset(characters, probs.shape[2])
+        lp = torch.log(torch.from_numpy(probs).clamp_min(1e-9)).permute(1, 0, 2)
+        tgt = torch.tensor([cs.encode(ln.label)])
+        losses.append(float(torch.nn.functional.ctc_loss(lp, tgt, torch.tensor([lp.shape[0]]),
+                                                         torch.tensor([tgt.shape[1]]), zero_infinity=True)))
+    return float(np.mean(losses))
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory):
+    """One tiny run: 10 training lines, no validation (the last epoch is exported), 2 epochs, no
+    augmentation. (4 other lines are written to val.tsv for the checks below.)"""
+    import ocrfleet
+
+    d = tmp_path_factory.mktemp("ft")
+    train = _labels(d / "train.tsv", _rows(0, 10))
+    val = _labels(d / "val.tsv", _rows(40, 4))
+    out = d / "model"
+    report = ocrfleet.finetune(str(train), str(out), model_name=MODEL, val_fraction=0.0, epochs=2, batch_size=5,
+                               lr=1e-3, augment=0.0, warmup_steps=0, keep_checkpoints=True, progress=False,
+                               threads=2)
+    yield {"dir": d, "train": train, "val": val, "out": out, "report": report}
+    shutil.rmtree(d, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- the tiny run
+
+def test_tiny_finetune_lowers_training_loss(tuned):
+    stock = sources.resolve(MODEL)
+    before = _ctc_loss_onnx(stock.model_file, tuned["train"], stock.characters)
+    after = _ctc_loss_onnx(tuned["out"] / "inference.onnx", tuned["train"], stock.characters)
+    assert after < 0.8 * before, (before, after)
+    r = tuned["report"]
+    assert r["train_lines"] == 10 and r["val_lines"] == 0 and r["epochs_run"] == 2
+    assert r["stopped_by"] == "epochs" and r["best_epoch"] == 2
+    assert r["parity"]["same_text"] == r["parity"]["lines"] == 10  # checked on the training lines
+    losses = [h["loss"] for h in r["history"]]
+    assert losses[-1] < losses[0] and r["peak_rss_mb"] > 0
+
+
+def test_output_dir_loads_everywhere(tuned, capsys):
+    from ocrfleet import TextRecognition
+
+    out = tuned["out"]
+    assert {p.name for p in out.iterdir()} >= {"inference.onnx", "inference.yml", "finetune.json", "checkpoints"}
+    files = sources.resolve(None, out)
+    assert files.name == MODEL and files.fmt == "onnx"
+    assert files.characters == sources.resolve(MODEL).characters
+    model = TextRecognition(model_name=MODEL, model_dir=str(out), cpu_threads=2)
+    img = str(REC / _rows(0, 1)[0].split("\t")[0])
+    res = model.predict(img)[0].json["res"]
+    assert isinstance(res["rec_text"], str) and res["rec_text"]
+    assert cli.main(["eval", "--labels", str(tuned["val"]), "--model_dir", str(out), "--no_progress"]) == 0
+    assert "exact match" in capsys.readouterr().out
+
+
+def test_worker_resolution_serves_the_directory(tuned, tmp_path, monkeypatch):
+    """Workers resolve a model by name (``sources.resolve(name)``: cache first): the directory
+    copied to ``$OCRFLEET_HOME/models/<name>`` is what a worker of that host loads."""
+    from ocrfleet.workers.models import ModelCache
+    from ocrfleet.config import settings as settings_mod
+
+    home = tmp_path / "home"
+    shutil.copytree(tuned["out"], home / "models" / MODEL, ignore=shutil.ignore_patterns("checkpoints"))
+    monkeypatch.setenv("OCRFLEET_HOME", str(home))
+    files = sources.resolve(MODEL)
+    assert files.source.startswith("cache:") and files.model_file == home / "models" / MODEL / "inference.onnx"
+    rec = ModelCache(settings_mod.Settings(worker_device="cpu")).get(MODEL)
+    img = read_image(REC / _rows(0, 1)[0].split("\t")[0])
+    assert rec.files.model_file == files.model_file and rec.recognize([img])[0][0]
+
+
+def test_resume_continues_from_last_checkpoint(tuned):
+    import ocrfleet
+
+    copy = tuned["dir"] / "resumed"
+    shutil.copytree(tuned["out"], copy)
+    r = ocrfleet.finetune(str(tuned["train"]), str(copy), model_name=MODEL, val_fraction=0.0, epochs=3,
+                          batch_size=5, lr=1e-3, augment=0.0, warmup_steps=0, resume=True, progress=False,
+                          patience=10, threads=2)
+    assert r["epochs_run"] == 3
+    assert [h["epoch"] for h in r["history"]] == [1, 2, 3]
+    assert not (copy / "checkpoints").exists()  # removed after the export unless keep_checkpoints
+
+
+def test_export_matches_torch_and_check_can_fail(tuned):
+    from ocrfleet.finetune import export
+
+    imgs = [read_image(Path(r.split("\t")[0])) for r in tuned["val"].read_text(encoding="utf-8").splitlines()]
+    files = sources.resolve(MODEL, tuned["out"])
+    from ocrfleet.recognition.backends.base import EngineOptions
+    from ocrfleet.recognition.engine import Recognizer
+
+    texts = [t for t, _ in Recognizer(files, EngineOptions(cpu_threads=2), backend="onnxruntime").recognize(imgs)]
+    assert export.check_parity(tuned["out"], MODEL, imgs, texts)["same_text"] == len(imgs)
+    with pytest.raises(export.ExportMismatchError, match="reads 1 of 4 lines differently"):
+        export.check_parity(tuned["out"], MODEL, imgs, texts[:3] + [texts[3] + "x"])
+
+
+def test_torch_and_onnx_probabilities_agree(tuned):
+    """The trained graph in torch (logits -> softmax) and the exported ONNX give the same numbers."""
+    import onnxruntime as ort
+
+    from ocrfleet.finetune import graph
+    from ocrfleet.recognition.preprocess import make_batch
+
+    files = sources.resolve(MODEL, tuned["out"])
+    tg = graph.load(files)
+    imgs = [read_image(Path(r.split("\t")[0])) for r in tuned["val"].read_text(encoding="utf-8").splitlines()]
+    batch = make_batch(imgs[:2], (3, 48, 320))
+    with torch.no_grad():
+        mine = torch.softmax(tg.module(torch.from_numpy(batch)), dim=2).numpy()
+    sess = ort.InferenceSession(str(tuned["out"] / "inference.onnx"), providers=["CPUExecutionProvider"])
+    theirs = sess.run(None, {"x": batch})[0]
+    assert tg.softmax_cut and mine.shape == theirs.shape
+    assert np.abs(mine - theirs).max() < 1e-4
+
+
+def test_max_minutes_exports_best_and_says_so(tmp_path, capsys):
+    import ocrfleet
+
+    train = _labels(tmp_path / "train.tsv", _rows(0, 8))
+    r = ocrfleet.finetune(str(train), str(tmp_path / "m"), model_name=MODEL, epochs=50, batch_size=3,
+                          max_minutes=0.002, val_fraction=0.5, progress=False, threads=2)
+    assert r["stopped_by"] == "max_minutes" and r["epochs_run"] < 50
+    assert (tmp_path / "m" / "inference.onnx").is_file()
+    assert r["before"]["lines"] == r["val_lines"] > 0 and r["best"]["cer"] <= r["before"]["cer"]
+    err = capsys.readouterr().err
+    assert "time limit of 0.002 min reached" in err and "exporting the best checkpoint" in err
+
+
+# --------------------------------------------------------------------------- bad input
+
+def test_bad_lines_get_one_message_each(tmp_path):
+    (tmp_path / "corrupt.png").write_bytes(b"not an image")
+    good = _rows(0, 3)
+    rows = good + ["missing.png\tHELLO", f"{tmp_path / 'corrupt.png'}\tHELLO", f"{REC / good[0].split(chr(9))[0]}\t  ",
+                   "no tab here", f"{REC / good[1].split(chr(9))[0]}\tTOTAL\u0153\U0001D400"]
+    lf = _labels(tmp_path / "l.tsv", rows)
+    lines, problems = data.read_label_file(lf)
+    assert len(problems) == 2
+    assert "empty label" in problems[0] and "expected 'image_path<TAB>label'" in problems[1]
+    stock = sources.resolve(MODEL)
+    cs = data.Charset(stock.characters, 18385)
+    usable, refused, missing = data.check_lines(lines, cs, stock.input_shape)
+    assert len(usable) == 3
+    assert len(refused) == 3
+    assert "missing.png' not found" in refused[0] and "not a readable image" in refused[1]
+    lack = cs.missing("TOTAL\u0153\U0001D400")
+    assert lack and "missing from the model's dictionary" in refused[2] and missing == {c: 1 for c in lack}
+    for msg in problems + refused:
+        assert msg.startswith(str(lf) + ":")
+
+
+def test_run_refused_below_usable_threshold(tmp_path, capsys):
+    import ocrfleet
+
+    rows = _rows(0, 2) + [f"gone{i}.png\tX" for i in range(5)]
+    lf = _labels(tmp_path / "l.tsv", rows)
+    with pytest.raises(InvalidInputError, match="only 2 of 7 labelled lines are usable"):
+        ocrfleet.finetune(str(lf), str(tmp_path / "m"), model_name=MODEL, progress=False)
+    assert capsys.readouterr().err.count("not found") == 5
+
+
+def test_output_dir_refused_unless_force(tmp_path):
+    import ocrfleet
+
+    (tmp_path / "m").mkdir()
+    lf = _labels(tmp_path / "l.tsv", _rows(0, 2))
+    with pytest.raises(InvalidInputError, match="already exists; give --force"):
+        ocrfleet.finetune(str(lf), str(tmp_path / "m"), model_name=MODEL)
+    with pytest.raises(InvalidInputError, match="nothing to resume"):
+        ocrfleet.finetune(str(lf), str(tmp_path / "m"), model_name=MODEL, resume=True)
+    with pytest.raises(InputNotFoundError):
+        ocrfleet.finetune(str(tmp_path / "nope.tsv"), str(tmp_path / "m2"), model_name=MODEL)
+
+
+def test_model_without_dictionary_refused(tmp_path):
+    import ocrfleet
+
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(sources.resolve(MODEL).model_file, bare / "model.onnx")
+    lf = _labels(tmp_path / "l.tsv", _rows(0, 2))
+    with pytest.raises(ModelUnavailableError, match="no character dictionary"):
+        ocrfleet.finetune(str(lf), str(tmp_path / "m"), model_dir=str(bare))
+
+
+@pytest.mark.parametrize("kw, msg", [({"epochs": 0}, "epochs must be"), ({"lr": -1}, "lr must be"),
+                                     ({"batch_size": "8"}, "batch_size must be"),
+                                     ({"max_minutes": 0}, "max_minutes must be"),
+                                     ({"resume": True, "force": True}, "not both"),
+                                     ({"device": "tpu"}, "unsupported device")])
+def test_bad_options(tmp_path, kw, msg):
+    import ocrfleet
+    from ocrfleet.errors import OcrFleetError
+
+    lf = _labels(tmp_path / "l.tsv", _rows(0, 2))
+    with pytest.raises(OcrFleetError, match=msg):
+        ocrfleet.finetune(str(lf), str(tmp_path / "m"), model_name=MODEL, **kw)
+    assert not (tmp_path / "m").exists()
+
+
+def test_cli_reports_errors_with_code(tmp_path, capsys):
+    (tmp_path / "m").mkdir()
+    lf = _labels(tmp_path / "l.tsv", _rows(0, 2))
+    assert cli.main(["finetune", "--labels", str(lf), "--output", str(tmp_path / "m"), "--model_name", MODEL]) == 2
+    assert "error [INVALID_INPUT]" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- pieces
+
+def test_split_is_deterministic_and_salted():
+    rels = [f"imgs/{i:04d}.png" for i in range(2000)]
+    a = [data.held_out(r, 0.3) for r in rels]
+    assert a == [data.held_out(r, 0.3) for r in rels]
+    assert 0.25 < sum(a) / len(a) < 0.35
+    lines = [data.Line(Path(r), r, "x", f"l:{i}") for i, r in enumerate(rels)]
+    train, val = data.split([ln for ln, t in zip(lines, a) if not t], 0.1)
+    assert 0.07 < len(val) / (len(val) + len(train)) < 0.13  # salted: not empty on an unsalted train share
+
+
+def test_augmentations_keep_lines_readable():
+    img = read_image(REC / _rows(0, 1)[0].split("\t")[0])
+    rng = np.random.default_rng(0)
+    for fn, _ in aug.PIPELINE:
+        out = fn(img.copy(), rng)
+        assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3
+        assert 0.7 * img.shape[0] < out.shape[0] < 1.3 * img.shape[0] and out.shape[1] > 0.8 * img.shape[1]
+    a = aug.augment(img, np.random.default_rng(5))
+    assert np.array_equal(a, aug.augment(img, np.random.default_rng(5)))
+    assert np.array_equal(aug.augment(img, rng, strength=0.0), img)
+
+
+def test_charset_encodes_with_the_model_dictionary():
+    stock = sources.resolve(MODEL)
+    cs = data.Charset(stock.characters, 18385)
+    ids = cs.encode("TOTAL 12")
+    assert 0 not in ids and cs.decode(ids) == "TOTAL 12"
+    assert cs.decode([ids[0], ids[0], 0, ids[0]]) == "TT"  # CTC: repeats merge unless a blank separates
+    assert cs.missing("sœur") == ["\u0153"]
+
+
+def test_import_ocrfleet_does_not_import_torch():
+    code = "import sys, ocrfleet; f = ocrfleet.finetune; assert callable(f); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_trainable_weights_and_logits_cut():
+    import onnx
+
+    from ocrfleet.finetune import graph
+
+    base = onnx.load(str(sources.resolve(MODEL).model_file))
+    cut, was_cut = graph.logits_graph(base)
+    assert was_cut and cut.graph.node[-1].op_type != "Softmax" and base.graph.node[-1].op_type == "Softmax"
+    names = graph.trainable(cut.graph)
+    uses = {}
+    for node in cut.graph.node:
+        for i, name in enumerate(node.input):
+            uses.setdefault(name, set()).add((node.op_type, i))
+    conv_w = {n for n, u in uses.items() if ("Conv", 1) in u}
+    assert conv_w and conv_w <= names
+    assert not any(("Pow", 1) in uses[n] or ("BatchNormalization", 3) in uses[n] for n in names)
+    sizes = {t.name: int(np.prod(t.dims)) for t in cut.graph.initializer}
+    assert all(sizes[n] > 1 for n in names)
