@@ -122,7 +122,7 @@ def test_batcher_feeds_torch_from_many_jobs(v5_torch, lines):
     from ocrfleet.workers.batcher import Batcher
 
     alone = [v5_torch.recognize([im], batch_size=1)[0] for im in lines[:12]]
-    b = Batcher(v5_torch, batch_size=16, max_wait_ms=50, name="torch-test")
+    b = Batcher(v5_torch, max_lines=16, max_wait_ms=50, name="torch-test")
     results: dict[int, list] = {}
     errors = []
     chunks = [list(range(i, min(i + 3, 12))) for i in range(0, 12, 3)]
