@@ -131,7 +131,9 @@ class Worker:
     def __init__(self, env: dict, name: str, concurrency: int = 1, models: str = "PP-OCRv6_tiny_rec",
                  extra: list[str] | None = None):
         self.logfile = tempfile.NamedTemporaryFile(prefix=f"fleet-{name}-", suffix=".log", delete=False).name
-        self.env = dict(os.environ, **env, PYTHONUNBUFFERED="1")
+        # its own TMPDIR, removed at stop(): billiard's pymp-* folders of killed children go with it
+        self.tmpdir = tempfile.mkdtemp(prefix=f"fleet-{name}-tmp-")
+        self.env = dict(os.environ, **env, PYTHONUNBUFFERED="1", TMPDIR=self.tmpdir)
         self.args = [sys.executable, "-m", "ocrfleet.fleet_cli", "worker", "--device", "cpu",
                      "--models", models, "-c", str(concurrency), "-n", f"{name}@%h"] + (extra or [])
         self.name = name
@@ -139,6 +141,7 @@ class Worker:
 
     def start(self, app, timeout: float = 60.0) -> "Worker":
         self.final_log = None
+        os.makedirs(self.tmpdir, exist_ok=True)
         self.log = open(self.logfile, "w")
         self.proc = subprocess.Popen(self.args, cwd=REPO, env=self.env, stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
@@ -168,6 +171,7 @@ class Worker:
         if self.final_log is None:
             self.final_log = Path(self.logfile).read_text(errors="replace")
             Path(self.logfile).unlink(missing_ok=True)
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
 def isolated_settings(redis_url: str, s3, prefix: str, secret: str, model: str, **overrides):
