@@ -5,7 +5,6 @@ has no GPU), and the threads-pool batcher feeding it lines of many jobs at once.
 from __future__ import annotations
 
 import dataclasses
-import threading
 
 import numpy as np
 import pytest
@@ -119,28 +118,13 @@ def test_gpu_default_order_puts_torch_last(monkeypatch):
 
 
 def test_batcher_feeds_torch_from_many_jobs(v5_torch, lines):
+    from ocrfleet.testing.batching import recognize_concurrently
     from ocrfleet.workers.batcher import Batcher
 
     alone = [v5_torch.recognize([im], batch_size=1)[0] for im in lines[:12]]
     b = Batcher(v5_torch, max_lines=16, max_wait_ms=50, name="torch-test")
-    results: dict[int, list] = {}
-    errors = []
     chunks = [list(range(i, min(i + 3, 12))) for i in range(0, 12, 3)]
-    start = threading.Barrier(len(chunks))
-
-    def job(k, idx):
-        try:
-            with b.job() as token:
-                start.wait()
-                results[k] = b.recognize([lines[i] for i in idx], token=token)
-        except Exception as exc:  # noqa: BLE001
-            errors.append(exc)
-
-    threads = [threading.Thread(target=job, args=(k, idx)) for k, idx in enumerate(chunks)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    results, errors = recognize_concurrently(b, lines, chunks)
     b.stop()
     assert not errors
     got = [r for k in range(len(chunks)) for r in results[k]]

@@ -7,42 +7,28 @@ model's format); this is the worker-level answer, logged once at start and expor
 """
 from __future__ import annotations
 
-import importlib.util
+from pathlib import Path
 
 # (backend name, what it is), best first
 STACKS = (("paddle", "Paddle Inference + TensorRT"), ("onnxruntime", "ONNX Runtime CUDA/TensorRT"),
           ("torch", "PyTorch CUDA"))
 
 
-def _paddle() -> str | None:
-    if importlib.util.find_spec("paddle") is None:
-        return "paddlepaddle is not installed"
-    import paddle
+def _backend_probe(name: str, fmt: str):
+    """The backend's own ``available`` check on GPU 0, for a model of format ``fmt``."""
+    def run() -> str | None:
+        from ocrfleet.recognition.backends.base import EngineOptions
+        from ocrfleet.recognition.backends.select import registry
+        from ocrfleet.recognition.sources import ModelFiles
 
-    if not paddle.device.is_compiled_with_cuda():
-        return "this paddlepaddle build has no CUDA (install paddlepaddle-gpu)"
-    return None if paddle.device.cuda.device_count() > 0 else "Paddle sees no CUDA GPU"
-
-
-def _onnxruntime() -> str | None:
-    if importlib.util.find_spec("onnxruntime") is None:
-        return "onnxruntime is not installed"
-    import onnxruntime as ort
-
-    if "CUDAExecutionProvider" not in ort.get_available_providers():
-        return "this onnxruntime build has no CUDAExecutionProvider (install onnxruntime-gpu)"
-    return None
+        files = ModelFiles(name="a model", fmt=fmt, model_file=Path("."), params_file=None, characters=[],
+                           input_shape=None, source="the GPU stack probe")
+        return registry()[name].available(files, EngineOptions(device="gpu"))
+    return run
 
 
-def _torch() -> str | None:
-    if importlib.util.find_spec("torch") is None:
-        return "torch is not installed (pip install 'ocrfleet[torch]')"
-    import torch
-
-    return None if torch.cuda.is_available() else "this torch build sees no CUDA GPU"
-
-
-PROBES = {"paddle": _paddle, "onnxruntime": _onnxruntime, "torch": _torch}
+PROBES = {"paddle": _backend_probe("paddle", "paddle"), "onnxruntime": _backend_probe("onnxruntime", "onnx"),
+          "torch": _backend_probe("torch", "onnx")}
 
 
 def probe() -> dict[str, str | None]:

@@ -2,7 +2,6 @@
 threads-pool worker running one-line jobs concurrently."""
 from __future__ import annotations
 
-import threading
 import time
 import urllib.request
 import uuid
@@ -17,6 +16,7 @@ from ocrfleet.recognition.inputs import decode_image_bytes
 from ocrfleet.workers.batcher import Batcher, job_recognizer
 
 from .conftest import DATA, MODEL
+from ocrfleet.testing.batching import recognize_concurrently
 from ocrfleet.testing.servers import Worker, free_port
 
 
@@ -76,23 +76,7 @@ def test_concurrent_submitters_get_their_own_results(rec, lines, alone):
     b = Batcher(rec, max_lines=16, max_wait_ms=50, name="t")
     chunks = [list(range(i, min(i + n, len(lines)))) for i, n in
               zip(range(0, len(lines), 5), [1, 2, 5, 1, 3, 1, 4, 5, 1, 2] * 10)]
-    results: dict[int, list] = {}
-    errors = []
-    start = threading.Barrier(len(chunks))
-
-    def job(k, idx):
-        try:
-            with b.job() as token:
-                start.wait()
-                results[k] = b.recognize([lines[i] for i in idx], token=token)
-        except Exception as exc:  # noqa: BLE001
-            errors.append(exc)
-
-    threads = [threading.Thread(target=job, args=(k, idx)) for k, idx in enumerate(chunks)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    results, errors = recognize_concurrently(b, lines, chunks)
     b.stop()
     assert not errors
     for k, idx in enumerate(chunks):

@@ -90,8 +90,11 @@ class PaddleBackend(Backend):
             paddle = import_paddle()
         except ImportError:
             return f"paddlepaddle is not installed ({INSTALL_PADDLE})"
-        if opts.device == "gpu" and not paddle.device.is_compiled_with_cuda():
-            return "this paddlepaddle build has no CUDA (install paddlepaddle-gpu)"
+        if opts.device == "gpu":
+            if not paddle.device.is_compiled_with_cuda():
+                return "this paddlepaddle build has no CUDA (install paddlepaddle-gpu)"
+            if paddle.device.cuda.device_count() <= opts.device_id:
+                return f"Paddle sees no CUDA GPU {opts.device_id}"
         return None
 
     def run(self, batch: np.ndarray) -> np.ndarray:
