@@ -2,9 +2,20 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# torch (torch.optim, in the torch_graph and finetune tests) creates its compile cache in
+# /tmp/torchinductor_<user> on import: point it at a folder this test session removes
+_TORCH_CACHE = tempfile.mkdtemp(prefix="ocrfleet-tests-torchinductor-")
+os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", _TORCH_CACHE)
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_TORCH_CACHE, ignore_errors=True)
 
 DATA = Path(__file__).parent / "data"
 REC = DATA / "real" / "rec"
