@@ -69,6 +69,7 @@ class Settings:
     worker_models: list[str] = field(default_factory=list)  # loaded + warmed in each process
     model_cache_size: int = 2
     cpu_threads: int = 1
+    ort_shared_arena_mb: int = 512         # >0: ONNX Runtime CPU sessions share one arena, first chunk this size; 0: one per session
     gpu_tensorrt: bool = True              # GPU workers: TensorRT (Paddle subgraph / ORT provider)
     gpu_precision: str = "fp16"            # GPU workers: fp16 | fp32
     max_pdf_pages: int = MAX_PDF_PAGES     # per PDF; the library's OCRFLEET_MAX_PDF_PAGES too

@@ -51,6 +51,10 @@ def _on_process_init(**_):
     from ocrfleet.storage import s3
 
     s3.reset()  # never share the parent's HTTP connection pool across fork
+    if settings.ort_shared_arena_mb > 0:  # before any model loads: det + rec share one arena
+        from ocrfleet.recognition.backends.onnxruntime import share_cpu_arena
+
+        share_cpu_arena(settings.ort_shared_arena_mb)
     cache = get_cache(settings)
     for name in settings.worker_models:  # load (and log "model.loaded") before the first job
         cache.get(name)

@@ -1,11 +1,59 @@
-"""ONNX Runtime: CPU, or CUDA / TensorRT execution providers when the installed build has them."""
+"""ONNX Runtime: CPU, or CUDA / TensorRT execution providers when the installed build has them.
+
+``share_cpu_arena(initial_mb)`` (once per process, before the sessions are built; fleet workers
+call it at start with the setting ``ort_shared_arena_mb``): every CPU session built afterwards allocates
+from ONE process-wide arena (ONNX Runtime's environment allocator, ``session.use_env_allocators``)
+whose first chunk is ``initial_mb`` of address space, instead of one arena per session that grows
+in power-of-two chunks and never shrinks. The detector's and the recogniser's peaks no longer add
+up and the arena is not over-extended: PP-OCRv5 mobile det + rec in a fleet worker after page
+jobs at PaddleOCR's detection size 682 -> 520 MB peak RSS, same text (docs/pages.md "Worker
+memory"). Only touched pages are resident, so the reserved chunk costs address space, not memory.
+"""
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 
 from ocrfleet.recognition.backends.base import Backend, EngineOptions
 from ocrfleet.recognition.backends.convert import onnx_path
 from ocrfleet.recognition.sources import ModelFiles, cache_root
+
+
+_arena_lock = threading.Lock()
+_arena_mb = 0  # > 0: CPU sessions share one arena whose first chunk is this many MiB
+_arena_registered = False
+
+
+def share_cpu_arena(initial_mb: int) -> None:
+    """From now on every CPU session of this process allocates from one shared arena (first chunk
+    ``initial_mb`` MiB, growing in powers of two beyond it), registered with ONNX Runtime when
+    the first such session is built (so a process that never builds one never imports it).
+    ONNX Runtime keeps the first registration: another size afterwards is a ValueError."""
+    global _arena_mb
+    if initial_mb <= 0:
+        raise ValueError(f"the shared arena's first chunk must be > 0 MiB, not {initial_mb}")
+    with _arena_lock:
+        if _arena_registered and initial_mb != _arena_mb:
+            raise ValueError(f"the shared ONNX Runtime arena is already registered with {_arena_mb} MiB, "
+                             f"not {initial_mb}")
+        _arena_mb = initial_mb
+
+
+def shared_cpu_arena_mb() -> int:
+    """The shared arena's first chunk in MiB; 0 while each session has its own arena."""
+    return _arena_mb
+
+
+def _use_shared_arena(ort, so) -> None:
+    """Point the session options ``so`` at the shared CPU arena, registering it on first use."""
+    global _arena_registered
+    with _arena_lock:
+        if not _arena_registered:
+            cpu = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+            ort.create_and_register_allocator(cpu, ort.OrtArenaCfg({"initial_chunk_size_bytes": _arena_mb << 20}))
+            _arena_registered = True
+    so.add_session_config_entry("session.use_env_allocators", "1")
 
 
 class OnnxRuntimeBackend(Backend):
@@ -23,6 +71,8 @@ class OnnxRuntimeBackend(Backend):
         so.log_severity_level = 3
         # no busy-waiting threads: they steal cores from other workers on a shared machine
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if _arena_mb and opts.device == "cpu":
+            _use_shared_arena(ort, so)
         if files.task == "det":  # pages differ in size: a memory pattern per size only grows the
             so.enable_mem_pattern = False  # arena (PP-OCRv5 mobile det on 144-dpi pages: 830 -> 550 MB peak)
         self.session = ort.InferenceSession(str(onnx_path(files)), so, providers=self._providers(opts))
