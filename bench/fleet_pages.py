@@ -4,6 +4,7 @@ interleaved run; and the peak RSS of a worker process with the detector + recogn
 
     PYTHONPATH=$PWD .venv/bin/python bench/fleet_pages.py              # ~2-3 min on 2 busy cores
     PYTHONPATH=$PWD .venv/bin/python bench/fleet_pages.py --rounds 5 --worker "--pool prefork -c 1" --engine-threads 1
+    PYTHONPATH=$PWD .venv/bin/python bench/fleet_pages.py --rounds 1 --setting ort_shared_arena_mb=0   # an arena per session
 
 Real servers as the fleet tests start them (ocrfleet/testing/servers.py): SeaweedFS S3, a private
 redis-server, one ``ocrfleet worker`` subprocess (``--worker``, default ``--pool prefork -c 2``,
