@@ -12,10 +12,19 @@ import pytest
 # /tmp/torchinductor_<user> on import: point it at a folder this test session removes
 _TORCH_CACHE = tempfile.mkdtemp(prefix="ocrfleet-tests-torchinductor-")
 os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", _TORCH_CACHE)
+# pytest keeps its last three tmp_path trees in /tmp/pytest-of-<user>: give it a base this
+# session removes (unless the caller chose --basetemp)
+_BASETEMP = tempfile.mkdtemp(prefix="ocrfleet-tests-tmp-")
+
+
+def pytest_configure(config):
+    if config.option.basetemp is None:
+        config.option.basetemp = _BASETEMP
 
 
 def pytest_unconfigure(config):
     shutil.rmtree(_TORCH_CACHE, ignore_errors=True)
+    shutil.rmtree(_BASETEMP, ignore_errors=True)
 
 DATA = Path(__file__).parent / "data"
 REC = DATA / "real" / "rec"
