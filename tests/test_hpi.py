@@ -116,6 +116,32 @@ def test_probe_under_cpu_load_never_locks_in_a_slow_backend(v4_official_dir, iso
     if decision.backend == default:
         return  # the default is never slower than itself
     quiet = hpi.measure({default: select.create(default, files, OPTS), decision.backend: chosen},
-                        hpi.workload(files), rounds=3)
+                        hpi.workload(files), rounds=3, fresh=hpi.fresh_workload(files, 3, seed=2))
     ratio = statistics.median(c / d for c, d in zip(quiet[decision.backend], quiet[default]))
     assert ratio <= 1.10, (decision, quiet)
+
+
+class _Counting:
+    def __init__(self):
+        self.shapes: list[tuple] = []
+
+    def run(self, batch):
+        self.shapes.append(batch.shape)
+
+
+def test_each_round_adds_recognition_widths_no_backend_has_run_before(v4_official_dir):
+    """Real lines come in hundreds of widths: a backend's first-call cost per shape must count."""
+    files = sources.resolve("PP-OCRv4_mobile_rec", v4_official_dir)
+    fixed = hpi.workload(files)
+    fresh = hpi.fresh_workload(files, 4)
+    widths = [b.shape[3] for r in fresh for b in r]
+    assert len(widths) == 4 * hpi.FRESH_PER_ROUND and len(set(widths)) == len(widths)
+    assert not {w for w in widths} & {b.shape[3] for b in fixed}
+    assert all(w % 8 == 0 and b.shape[0] == 8 for r in fresh for b, w in zip(r, (x.shape[3] for x in r)))
+    a, b = _Counting(), _Counting()
+    hpi.measure({"a": a, "b": b}, fixed, rounds=4, fresh=fresh)
+    for backend in (a, b):  # warm-up on the fixed batches only, then every round's fresh ones once
+        warm, timed = backend.shapes[:len(fixed)], backend.shapes[len(fixed):]
+        assert [s[3] for s in timed if s[3] not in {x.shape[3] for x in fixed}] == widths
+        assert len(warm) == len(fixed) and len(timed) == 4 * (len(fixed) + hpi.FRESH_PER_ROUND)
+    assert hpi.fresh_workload(sources.resolve("PP-OCRv5_mobile_det", None, None, task="det"), 2) == [[], []]

@@ -148,6 +148,25 @@ def workload(files: ModelFiles) -> list[np.ndarray]:
     return [rng.uniform(-1, 1, size=s).astype(np.float32) for s in shapes]
 
 
+FRESH_PER_ROUND = 3  # recognisers: batches at widths no earlier round used
+
+
+def fresh_workload(files: ModelFiles, rounds: int, seed: int = 1) -> list[list[np.ndarray]]:
+    """Per round, recognition batches of 8 lines at widths not seen before (multiples of 8
+    between half and five times the model's width). Real lines come in hundreds of widths, so a
+    backend that prepares kernels per input shape pays that cost in service: on varied lines
+    OpenVINO ran at 0.67x ONNX Runtime on an AVX2 host while three repeated shapes showed them
+    equal (docs/performance.md, 2026-12-01). Every backend sees each width first in the same
+    round. Other tasks: no fresh batches (pages and crops have few shapes)."""
+    if files.task != "rec" or not files.input_shape:
+        return [[] for _ in range(rounds)]
+    _, height, width = files.input_shape
+    rng = np.random.default_rng(seed)
+    widths = rng.permutation(np.arange(width // 2, 5 * width + 1, 8))[:rounds * FRESH_PER_ROUND]
+    return [[rng.uniform(-1, 1, size=(8, 3, height, int(w))).astype(np.float32)
+             for w in widths[r * FRESH_PER_ROUND:(r + 1) * FRESH_PER_ROUND]] for r in range(rounds)]
+
+
 def decide(default: str, seconds: dict[str, list[float]]) -> Decision:
     """The rule, on interleaved per-round timings (one total per backend per round)."""
     base = seconds[default]
@@ -170,8 +189,9 @@ def decide(default: str, seconds: dict[str, list[float]]) -> Decision:
 
 
 def measure(backends: dict[str, Backend], batches: list[np.ndarray], rounds: int = ROUNDS,
-            progress=None) -> dict[str, list[float]]:
-    """Interleaved timings: every round runs every backend on every batch once."""
+            progress=None, fresh: list[list[np.ndarray]] | None = None) -> dict[str, list[float]]:
+    """Interleaved timings: every round runs every backend on every batch once, and on that
+    round's ``fresh`` batches (shapes never run before, so their first-call cost counts)."""
     for backend in backends.values():
         for b in batches:
             backend.run(b)  # first calls build kernels and shape caches
@@ -180,7 +200,7 @@ def measure(backends: dict[str, Backend], batches: list[np.ndarray], rounds: int
         order = list(backends) if r % 2 == 0 else list(reversed(backends))
         for name in order:
             t0 = time.perf_counter()
-            for b in batches:
+            for b in batches + (fresh[r] if fresh else []):
                 backends[name].run(b)
             seconds[name].append(time.perf_counter() - t0)
         if progress:
@@ -208,7 +228,8 @@ def probe(files: ModelFiles, opts: EngineOptions, rounds: int = ROUNDS, progress
     if not loaded:
         raise BackendUnavailableError(f"no backend can load {files.name} on {opts.device}")
     default = next(iter(loaded))  # the first of the measured default order that loads
-    decision = decide(default, measure(loaded, workload(files), rounds, progress)) if len(loaded) > 1 \
+    decision = decide(default, measure(loaded, workload(files), rounds, progress, fresh_workload(files, rounds))) \
+        if len(loaded) > 1 \
         else Decision(default, default, "only one backend is available")
     decision.machine = machine()
     chosen = loaded.pop(decision.backend)
