@@ -21,8 +21,10 @@ Deliberate differences from PaddleOCR 3.7 (see docs/pages.md):
 PaddleOCR's detector size for faster-paddle's: the page's short side grown to at least 736 px,
 its long side capped at 1600 px (``FAST_DET``), with the detector's own DB thresholds (its
 inference.yml; PP-OCRv6: 0.2 / 0.4-0.45 / 1.4) instead of OCR.yaml's; and recognises on one
-single-threaded engine per core (``ocrfleet.ocr.parallel``: the same text as one engine).
-Explicit ``text_det_*`` arguments still win. See docs/pages.md "Presets".
+single-threaded engine per core (``ocrfleet.ocr.parallel``: the same text as one engine), the
+crops cut in those engines' threads; over several pages (list, directory, PDF) the next page is
+detected on a second thread while this one is recognised (``ocrfleet.ocr.ahead``: same results,
+same order). Explicit ``text_det_*`` arguments still win. See docs/pages.md "Presets".
 """
 from __future__ import annotations
 
