@@ -26,6 +26,9 @@ Engines (all with doc orientation, unwarping and textline orientation off):
   ocrfleet-v6-*-fast  the same with preset="fast": faster-paddle's detector size (short side
                     >= 736, long side <= 1600), the PP-OCRv6 detectors' own DB thresholds
                     (0.2 / 0.4 or 0.45 / 1.4), recognition on one single-threaded engine per core
+  *-list            the same engine given the whole page list in one call (faster-paddle's
+                    ocr_batch; ocrfleet's predict(list), which with preset="fast" detects the next
+                    page while it recognises this one); the others are called once per page
 Reported: pages/s (median over rounds), load s, peak RSS, and on the annotated pages (receipts,
 rendered, shared) detection hmean and end-to-end line accuracy (ocrfleet.ocr.evaluate), and for
 ocrfleet-v4 the share of official boxes matched at IoU >= 0.9 with the same text.
@@ -42,7 +45,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_PAGES = Path("/work/shared/data/real/pages")
-ENGINES = {  # name: (interpreter, kind, options)
+ENGINES = {  # name: (interpreter, kind, options); the default run leaves out the "-list" ones
     "official-default": (".venv-official/bin/python", "official", {}),
     "official-tuned": (".venv-official/bin/python", "official", {"cpu_threads": "cores"}),
     "ocrfleet-v4": (".venv/bin/python", "ocrfleet", {"det": "v4", "rec": "v4"}),
@@ -56,6 +59,15 @@ ENGINES = {  # name: (interpreter, kind, options)
         "det": "PP-OCRv6_tiny_det", "rec": "PP-OCRv6_tiny_rec", "preset": "fast"}),
     "ocrfleet-v6-small-fast": (".venv/bin/python", "ocrfleet", {
         "det": "PP-OCRv6_small_det", "rec": "PP-OCRv6_small_rec", "preset": "fast"}),
+    # the whole page list in one call: faster-paddle's ocr_batch (recognition workers shared
+    # across a window of pages) vs ocrfleet's predict(list) (preset="fast": next page detected
+    # while this one is recognised)
+    "fp-tiny-list": (".venv-fasterpaddle/bin/python", "faster-paddle", {"model_size": "tiny", "list": True}),
+    "ocrfleet-v6-tiny-fast-list": (".venv/bin/python", "ocrfleet", {
+        "det": "PP-OCRv6_tiny_det", "rec": "PP-OCRv6_tiny_rec", "preset": "fast", "list": True}),
+    "fp-small-list": (".venv-fasterpaddle/bin/python", "faster-paddle", {"model_size": "small", "list": True}),
+    "ocrfleet-v6-small-fast-list": (".venv/bin/python", "ocrfleet", {
+        "det": "PP-OCRv6_small_det", "rec": "PP-OCRv6_small_rec", "preset": "fast", "list": True}),
 }
 
 
@@ -63,7 +75,14 @@ ENGINES = {  # name: (interpreter, kind, options)
 # (runs under each engine's own interpreter: standard library and the engine only at import)
 
 def load_engine(kind: str, opts: dict, dirs: dict):
-    """A function path -> [(4x2 poly as lists, text)] for one page."""
+    """A function [path] -> [[(4x2 poly as lists, text)] per page]: one call per page, or (option
+    ``list``) the whole list in one call."""
+    run = load_page_engine(kind, opts, dirs)
+    return run if opts.get("list") else (lambda paths: [run(p) for p in paths])
+
+
+def load_page_engine(kind: str, opts: dict, dirs: dict):
+    """A function path -> [(4x2 poly as lists, text)] for one page (paths -> pages with ``list``)."""
     threads = os.cpu_count() or 1
     if kind == "official":
         os.environ["PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK"] = "True"
@@ -83,21 +102,25 @@ def load_engine(kind: str, opts: dict, dirs: dict):
                          text_recognition_model_name="PP-OCRv4_mobile_rec", text_recognition_model_dir=dirs["rec"])
         else:
             names = dict(text_detection_model_name=opts["det"], text_recognition_model_name=opts["rec"])
-        extra = {k: v for k, v in opts.items() if k not in ("det", "rec")}
+        extra = {k: v for k, v in opts.items() if k not in ("det", "rec", "list")}
         ocr = PaddleOCR(**names, use_textline_orientation=False, cpu_threads=threads, **extra)
+        if opts.get("list"):
+            return lambda ps: [[(q.tolist(), t) for q, t in zip(r["rec_polys"], r["rec_texts"])]
+                               for r in ocr.predict(ps)]
         return lambda p: [(q.tolist(), t) for r in ocr.predict(p) for q, t in zip(r["rec_polys"], r["rec_texts"])]
     from faster_paddle import OcrEngine
 
-    engine = OcrEngine(model_size=opts["model_size"])
+    engine = OcrEngine(model_size=opts["model_size"])  # its config(): spinning det / rec threads
 
-    def run(p):
-        res = engine.ocr(Path(p).read_bytes())
+    def lines(res):
         out = []
         for b in res["bounds"].values():
             (x1, y1), (x2, y2) = b["topLeftCoord"], b["bottomRightCoord"]
             out.append(([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], b["text"]))
         return out
-    return run
+    if opts.get("list"):
+        return lambda ps: [lines(r) for r in engine.ocr_batch([Path(p).read_bytes() for p in ps])]
+    return lambda p: lines(engine.ocr(Path(p).read_bytes()))
 
 
 def worker(args) -> int:
@@ -106,14 +129,14 @@ def worker(args) -> int:
     pages = json.loads(Path(args.pages_file).read_text())
     t0 = time.perf_counter()
     run = load_engine(args.kind, json.loads(args.opts), json.loads(args.dirs))
-    run(pages[0])  # warm-up
+    run(pages[:1])  # warm-up
     print(json.dumps({"load_s": time.perf_counter() - t0}), flush=True)
     first = True
     for line in sys.stdin:
         if line.strip() != "run":
             break
         t0 = time.perf_counter()
-        results = [run(p) for p in pages]
+        results = run(pages)
         seconds = time.perf_counter() - t0
         print(json.dumps({"seconds": seconds, "results": results if first else None}), flush=True)
         first = False
@@ -199,7 +222,7 @@ def same_as(ref, got) -> float:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--engines", nargs="*", default=list(ENGINES))
+    ap.add_argument("--engines", nargs="*", default=[n for n in ENGINES if not n.endswith("-list")])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--no-shared-pages", dest="shared", action="store_false")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "pages.json")

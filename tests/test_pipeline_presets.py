@@ -98,3 +98,80 @@ def test_cli_preset(capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert '"max_side_limit": 4000' in out and '"thresh": 0.3' in out
+
+
+def test_line_shape_is_the_crop_shape(fast, page):
+    """The crops' (h, w), known from the quads before any pixel is cut (recognition is planned
+    on them), are the shapes crop_line gives; an empty region has none, as crop_line gives None."""
+    from ocrfleet.ocr.geometry import crop_line, line_shape, minarea_quad, sort_boxes
+
+    polys, _ = fast.text_det_model.detect(page)
+    quads = [minarea_quad(q) for q in sort_boxes(polys)]
+    assert len(quads) >= 20
+    assert [line_shape(q) for q in quads] == [crop_line(page, q).shape[:2] for q in sort_boxes(polys)]
+    tall = np.array([[10, 10], [20, 10], [20, 60], [10, 60]])
+    assert line_shape(minarea_quad(tall)) == crop_line(page, tall).shape[:2] == (10, 50)  # turned upright
+    flat = np.array([[10, 10], [60, 10], [60, 10], [10, 10]])
+    assert line_shape(minarea_quad(flat)) is None and crop_line(page, flat) is None
+
+
+def test_ahead_keeps_order_errors_and_stops():
+    """ahead(): the same items in the same order, the generator's exception at the same point,
+    and a consumer that stops early stops the thread (the generator is closed)."""
+    import threading
+
+    from ocrfleet.ocr.ahead import ahead
+
+    assert list(ahead(iter(range(5)))) == [0, 1, 2, 3, 4]
+    assert list(ahead(iter([]))) == []
+
+    def failing():
+        yield 1
+        yield 2
+        raise KeyError("page 3")
+
+    got = []
+    with pytest.raises(KeyError, match="page 3"):
+        for v in ahead(failing()):
+            got.append(v)
+    assert got == [1, 2]
+
+    closed = threading.Event()
+
+    def endless():
+        try:
+            n = 0
+            while True:
+                yield n
+                n += 1
+        finally:
+            closed.set()
+
+    it = ahead(endless())
+    assert next(it) == 0 and next(it) == 1
+    it.close()  # joins the thread
+    assert closed.is_set()
+    assert not any(t.name == "ocrfleet-ahead" for t in threading.enumerate())
+
+
+def test_fast_preset_pages_pipelined_as_one_at_a_time(fast):
+    """preset="fast" detects the next page while it recognises this one: a list of pages (with a
+    bad entry) gives the same results, in the same order and with the same indexes, as the pages
+    one call at a time; the bad entry is raised at its place or skipped and recorded."""
+    from ocrfleet.errors import OcrFleetError
+
+    pages = [str(p) for p in sorted(PAGE.glob("*.png"))[:3]]
+    missing = str(PAGE / "missing.png")  # no such file
+    alone = [fast.predict(p)[0] for p in pages]
+    got = fast.predict([pages[0], missing, pages[1], pages[2]], on_error="skip")
+    assert [r["input_path"] for r in got] == pages
+    assert [r._index for r in got] == [0, 2, 3]
+    for a, b in zip(alone, got):
+        assert a["rec_texts"] == b["rec_texts"] and a["rec_scores"] == b["rec_scores"]
+        assert all(np.array_equal(p, q) for p, q in zip(a["dt_polys"], b["dt_polys"]))
+    assert isinstance(fast.errors[-1], OcrFleetError) and "missing.png" in str(fast.errors[-1])
+    seen = []
+    with pytest.raises(OcrFleetError):
+        for res in fast.predict_iter([pages[0], missing, pages[1]]):
+            seen.append(res["input_path"])
+    assert seen == pages[:1]

@@ -6,6 +6,8 @@
   of the integer quad, its vertices ordered top-left, top-right, bottom-right, bottom-left, then
   ``get_rotate_crop_image`` (perspective warp, cubic, replicated border; crops at least 1.5x
   taller than wide turned 90 degrees), which is ``ocrfleet.recognition.crop.rotate_crop``.
+* ``line_shape``: the (h, w) ``crop_line`` will give, from the quad alone (None where it gives
+  None), so recognition can be planned before any pixel is cut.
 * ``rotate_180``: PaddleX's ``rotate_image(img, 180)`` (an affine warp about the centre, cubic,
   so the result is the official one to the pixel).
 * ``points_to_boxes``: quads to ``[x_min, y_min, x_max, y_max]`` rows.
@@ -16,7 +18,7 @@ import cv2
 import numpy as np
 
 from ocrfleet.errors import InvalidInputError
-from ocrfleet.recognition.crop import rotate_crop
+from ocrfleet.recognition.crop import rotate_crop, upright_shape, warp_size
 
 SAME_LINE_PX = 10
 
@@ -46,6 +48,12 @@ def crop_line(img: np.ndarray, poly: np.ndarray) -> np.ndarray | None:
         return rotate_crop(img, minarea_quad(poly))
     except InvalidInputError:
         return None
+
+
+def line_shape(quad: np.ndarray) -> tuple[int, int] | None:
+    """(h, w) of ``rotate_crop(img, quad)`` for a ``minarea_quad`` ``quad``; None for an empty region."""
+    width, height = warp_size(quad)
+    return upright_shape(width, height) if width >= 1 and height >= 1 else None
 
 
 def rotate_180(img: np.ndarray) -> np.ndarray:

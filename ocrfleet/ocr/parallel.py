@@ -10,6 +10,7 @@ recognition model and its buffers per extra engine.
 from __future__ import annotations
 
 import queue
+from typing import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -26,10 +27,16 @@ class ParallelRecognizer:
 
     def recognize(self, images: list[np.ndarray], batch_size: int = 8, pack: str = "exact"
                   ) -> list[tuple[str, float]]:
-        if len(self.recognizers) == 1 or len(images) < 2:
-            return self.recognizers[0].recognize(images, batch_size, pack)
+        return self.recognize_lazy([im.shape[:2] for im in images], images.__getitem__, batch_size, pack)
+
+    def recognize_lazy(self, sizes: list[tuple[int, int]], load: Callable[[int], np.ndarray],
+                       batch_size: int = 8, pack: str = "exact") -> list[tuple[str, float]]:
+        """``recognize`` for lines given by their (h, w) ``sizes``, line ``i`` made by ``load(i)``
+        in the worker thread that reads it (the pipeline's crops: cut in parallel, beside the
+        other engines' model calls)."""
+        if len(self.recognizers) == 1 or len(sizes) < 2:
+            return self.recognizers[0].recognize([load(i) for i in range(len(sizes))], batch_size, pack)
         shape = self.recognizers[0].files.input_shape
-        sizes = [im.shape[:2] for im in images]
         batches = plan_batches(sizes, shape, batch_size, pack)
         batches.sort(key=lambda idx: -len(idx) * widths(*sizes[idx[0]], shape)[1])  # largest work first
         free: queue.Queue = queue.Queue()
@@ -37,13 +44,14 @@ class ParallelRecognizer:
             free.put(rec)
 
         def run(idx: list[int]):
+            images = [load(i) for i in idx]
             rec = free.get()
             try:
-                return rec.recognize([images[i] for i in idx], len(idx), pack)
+                return rec.recognize(images, len(idx), pack)
             finally:
                 free.put(rec)
 
-        out: list = [None] * len(images)
+        out: list = [None] * len(sizes)
         with ThreadPoolExecutor(len(self.recognizers)) as pool:
             for idx, res in zip(batches, pool.map(run, batches)):
                 for i, r in zip(idx, res):

@@ -21,8 +21,10 @@ Deliberate differences from PaddleOCR 3.7 (see docs/pages.md):
 PaddleOCR's detector size for faster-paddle's: the page's short side grown to at least 736 px,
 its long side capped at 1600 px (``FAST_DET``), with the detector's own DB thresholds (its
 inference.yml; PP-OCRv6: 0.2 / 0.4-0.45 / 1.4) instead of OCR.yaml's; and recognises on one
-single-threaded engine per core (``ocrfleet.ocr.parallel``: the same text as one engine).
-Explicit ``text_det_*`` arguments still win. See docs/pages.md "Presets".
+single-threaded engine per core (``ocrfleet.ocr.parallel``: the same text as one engine), the
+crops cut in those engines' threads; over several pages (list, directory, PDF) the next page is
+detected on a second thread while this one is recognised (``ocrfleet.ocr.ahead``: same results,
+same order). Explicit ``text_det_*`` arguments still win. See docs/pages.md "Presets".
 """
 from __future__ import annotations
 
@@ -33,11 +35,13 @@ from typing import Iterator
 
 from ocrfleet.errors import InvalidInputError, ModelUnavailableError, OcrFleetError
 from ocrfleet.detection.api import check_page
-from ocrfleet.ocr.geometry import crop_line, points_to_boxes, rotate_180, sort_boxes
+from ocrfleet.ocr.ahead import ahead
+from ocrfleet.ocr.geometry import line_shape, minarea_quad, points_to_boxes, rotate_180, sort_boxes
 from ocrfleet.ocr.models import ocr_model_names
 from ocrfleet.ocr.parallel import ParallelRecognizer
 from ocrfleet.ocr.result import OCRResult
 from ocrfleet.recognition.backends.base import EngineOptions
+from ocrfleet.recognition.crop import rotate_crop
 from ocrfleet.recognition.devices import parse_device
 from ocrfleet.recognition.inputs import iter_inputs
 from ocrfleet.recognition.visualize import font_path
@@ -162,6 +166,18 @@ class PaddleOCR:
         thresh = self.text_rec_score_thresh if text_rec_score_thresh is None else float(text_rec_score_thresh)
         settings = {"use_doc_preprocessor": False, "use_textline_orientation": use_cls}
         mode = on_error or self.on_error
+        detected = self._detect_pages(input, det_params, mode)
+        if self.preset == "fast":
+            detected = ahead(detected)
+        for index, item, found in detected:
+            yield self._recognize(item, found, det_params, thresh, settings, index)
+
+    __call__ = predict_iter
+
+    def _detect_pages(self, input, det_params: dict, mode: str) -> Iterator[tuple]:
+        """(index, item, (page, polys, quads, shapes)) per good input: the page, its boxes in reading
+        order and the quad and (h, w) of each box's crop (boxes whose crop would be empty are
+        dropped); a bad input raises (``mode`` "raise") or is logged and skipped."""
         for index, item in enumerate(iter_inputs(input)):
             try:
                 if item.error is not None:
@@ -173,34 +189,38 @@ class PaddleOCR:
                 self.errors.append(exc)
                 log.warning("skipping bad input %s: %s", item.input_path, exc)
                 continue
-            yield self._page(page, item.input_path, item.page_index, det_params, thresh, settings, index)
+            polys, _ = self.text_det_model.detect(
+                page, limit_side_len=det_params["limit_side_len"], limit_type=det_params["limit_type"],
+                thresh=det_params["thresh"], box_thresh=det_params["box_thresh"],
+                unclip_ratio=det_params["unclip_ratio"], max_side_limit=det_params["max_side_limit"])
+            dt_polys, quads, shapes = [], [], []
+            for poly in sort_boxes(polys):
+                quad = minarea_quad(poly)
+                shape = line_shape(quad)
+                if shape is not None:
+                    dt_polys.append(poly)
+                    quads.append(quad)
+                    shapes.append(shape)
+            yield index, item, (page, dt_polys, quads, shapes)
 
-    __call__ = predict_iter
-
-    def _page(self, page, input_path, page_index, det_params, thresh, settings, index) -> OCRResult:
-        polys, _ = self.text_det_model.detect(
-            page, limit_side_len=det_params["limit_side_len"], limit_type=det_params["limit_type"],
-            thresh=det_params["thresh"], box_thresh=det_params["box_thresh"],
-            unclip_ratio=det_params["unclip_ratio"], max_side_limit=det_params["max_side_limit"])
-        dt_polys, crops = [], []
-        for poly in sort_boxes(polys):
-            crop = crop_line(page, poly)
-            if crop is not None:
-                dt_polys.append(poly)
-                crops.append(crop)
-        res = OCRResult(input_path=input_path, page_index=page_index, doc_preprocessor_res={"output_img": page},
-                        dt_polys=dt_polys, model_settings=dict(settings), text_det_params=det_params,
-                        text_type="general", text_rec_score_thresh=thresh, return_word_box=False,
+    def _recognize(self, item, found, det_params, thresh, settings, index) -> OCRResult:
+        page, dt_polys, quads, shapes = found
+        res = OCRResult(input_path=item.input_path, page_index=item.page_index,
+                        doc_preprocessor_res={"output_img": page}, dt_polys=dt_polys,
+                        model_settings=dict(settings), text_det_params=det_params, text_type="general",
+                        text_rec_score_thresh=thresh, return_word_box=False,
                         rec_texts=[], rec_scores=[], rec_polys=[], vis_fonts=[], index=index)
-        if crops:
+        if quads:
             if settings["use_textline_orientation"]:
+                crops = [rotate_crop(page, q) for q in quads]
                 turns = self.textline_orientation_model.classify(crops, batch_size=self.cls_batch_size)
                 angles = [1 if angle == 180 else 0 for angle, _ in turns]
                 crops = [rotate_180(c) if a else c for c, a in zip(crops, angles)]
+                outs = self._recognizer.recognize(crops, self.rec_batch_size)
             else:
-                angles = [-1] * len(crops)
+                angles = [-1] * len(quads)
+                outs = self._recognize_lazy(shapes, lambda i: rotate_crop(page, quads[i]))
             res["textline_orientation_angles"] = angles
-            outs = self._recognizer.recognize(crops, self.rec_batch_size)
             font = font_path()
             for poly, (text, score) in zip(dt_polys, outs):
                 if score >= thresh:
@@ -210,6 +230,12 @@ class PaddleOCR:
                     res["vis_fonts"].append(font)
         res["rec_boxes"] = points_to_boxes(res["rec_polys"])
         return res
+
+    def _recognize_lazy(self, shapes, load):
+        """Crops cut where they are read: in the recognition threads with the preset's engines."""
+        if isinstance(self._recognizer, ParallelRecognizer):
+            return self._recognizer.recognize_lazy(shapes, load, self.rec_batch_size)
+        return self._recognizer.recognize([load(i) for i in range(len(shapes))], self.rec_batch_size)
 
 
 def preset_det_params(preset: str | None, det) -> dict:

@@ -40,11 +40,23 @@ def order_quad(pts: np.ndarray) -> np.ndarray:
     return np.roll(ring, -start, axis=0)
 
 
-def rotate_crop(img: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """PaddleOCR's get_rotate_crop_image for TL, TR, BR, BL ``points``."""
+def warp_size(points: np.ndarray) -> tuple[int, int]:
+    """(width, height) of the rectangle ``rotate_crop`` warps TL, TR, BR, BL ``points`` to."""
     points = np.asarray(points, dtype=np.float32)
     width = int(max(np.linalg.norm(points[0] - points[1]), np.linalg.norm(points[2] - points[3])))
     height = int(max(np.linalg.norm(points[0] - points[3]), np.linalg.norm(points[1] - points[2])))
+    return width, height
+
+
+def upright_shape(width: int, height: int) -> tuple[int, int]:
+    """(h, w) of a ``width`` x ``height`` crop once ``rotate_crop`` has turned it upright."""
+    return (width, height) if height / width >= TALL_RATIO else (height, width)
+
+
+def rotate_crop(img: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """PaddleOCR's get_rotate_crop_image for TL, TR, BR, BL ``points``."""
+    points = np.asarray(points, dtype=np.float32)
+    width, height = warp_size(points)
     if width < 1 or height < 1:
         raise InvalidInputError(f"degenerate region {points.tolist()}")
     target = np.float32([[0, 0], [width, 0], [width, height], [0, height]])
