@@ -3,6 +3,7 @@
 
     PYTHONPATH=$PWD .venv/bin/python bench/finetune.py [--data /work/shared/data/real/rec]
         [--max_minutes 20] [--epochs 60] [--out bench/results/finetune] [--mix-rendered N] [--splits-only]
+        [--stock-only]   (score the stock model only: OUT/stock.json, for a later --before OUT/stock.json)
 
 1. Splits (committed in bench/finetune_splits/<set>/{train,test}.tsv, the set's own relative
    paths): each line of htr_fr_poilus_handwriting, htr_fr_lectaurep_handwriting and
@@ -93,6 +94,8 @@ def main(argv=None) -> None:
     ap.add_argument("--backbone_lr_scale", type=float, default=None)
     ap.add_argument("--before", type=Path, default=None,
                     help="reuse the stock model's scores from an earlier results.json (same sets)")
+    ap.add_argument("--stock-only", action="store_true",
+                    help="only score the stock model; writes OUT/stock.json for a later --before")
     ap.add_argument("--splits-only", action="store_true", help="only (re)write bench/finetune_splits")
     args = ap.parse_args(argv)
     if args.splits_only:
@@ -118,6 +121,10 @@ def main(argv=None) -> None:
     else:
         print("stock model:", file=sys.stderr)
         before = evaluate_sets(sets, None)
+    if args.stock_only:
+        (args.out / "stock.json").write_text(json.dumps({"before": before, "loadavg": load, "end": os.getloadavg()},
+                                                        indent=2), encoding="utf-8")
+        return
     model_dir = args.out / "model"
     cmd = [sys.executable, "-m", "ocrfleet", "finetune", "--model_name", MODEL, "--output", str(model_dir),
            "--force", "--max_minutes", str(args.max_minutes), "--epochs", str(args.epochs),

@@ -323,3 +323,55 @@ def test_trainable_weights_and_logits_cut():
     assert not any(("Pow", 1) in uses[n] or ("BatchNormalization", 3) in uses[n] for n in names)
     sizes = {t.name: int(np.prod(t.dims)) for t in cut.graph.initializer}
     assert all(sizes[n] > 1 for n in names)
+
+
+# --------------------------------------------------------------------------- training memory
+
+def test_hard_sigmoid_backward_keeps_only_its_input_and_matches_autograd():
+    from ocrfleet.torch_graph.ops import OPS
+
+    at = {"alpha": 1 / 6, "beta": 0.5}
+    x = (torch.randn(4, 300, dtype=torch.float64) * 6).requires_grad_()
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        y = OPS["HardSigmoid"](None, at, x)
+    assert len(saved) == 1 and saved[0] is x  # not alpha * x + beta as well
+    ref = torch.clamp(x * at["alpha"] + at["beta"], 0.0, 1.0)
+    assert torch.equal(y, ref)
+    g = torch.randn_like(x)
+    (got,) = torch.autograd.grad(y, x, g)
+    (want,) = torch.autograd.grad(ref, x, g)
+    assert torch.allclose(got, want)
+    with torch.no_grad():
+        assert torch.equal(OPS["HardSigmoid"](None, at, x), ref)
+
+
+def test_forward_drops_intermediates_after_their_last_reader():
+    """OnnxModule frees each value once no later node reads it: replaying the schedule, only
+    the graph outputs (and values nothing reads) are left at the end."""
+    from ocrfleet.finetune import graph
+
+    mod = graph.load(sources.resolve(MODEL)).module
+    read = {n for _, ins, _, _ in mod._nodes for n in ins}
+    alive = set(mod.input_names)
+    for (_, ins, outs, _), done in zip(mod._nodes, mod._free_after):
+        assert set(ins) & alive >= set(done) & alive  # nothing freed before its reader ran
+        alive = (alive | set(outs)) - set(done)
+    assert alive == set(mod.output_names) | ((alive - read) - set(mod.input_names))
+    assert not alive & read - set(mod.output_names)
+
+
+def test_batches_respect_max_columns():
+    import random
+
+    shape = (3, 48, 320)
+    lines = [data.Line(Path(f"{i}.png"), f"{i}.png", "x", "t", np.zeros((48, 48 * (2 + i % 20), 3), np.uint8))
+             for i in range(200)]
+    plan = data.batches(lines, 8, random.Random(0), shape, max_columns=1600)
+    assert sorted(id(ln) for b in plan for ln in b) == sorted(id(ln) for ln in lines)
+    for b in plan:
+        cols = len(b) * max(data.widths(48, ln.image.shape[1], shape)[1] for ln in b)
+        assert len(b) <= 8 and (cols <= 1600 or len(b) == 1)
+    with pytest.raises(InvalidInputError, match="max_columns"):
+        from ocrfleet.finetune.options import Options
+        Options(labels=["a"], output="b", max_columns=10)

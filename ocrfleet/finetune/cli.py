@@ -26,6 +26,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--max_minutes", type=float, default=None,
                    help="stop training after this many minutes and export the best checkpoint")
     p.add_argument("--batch_size", type=int, default=d.batch_size)
+    p.add_argument("--max_columns", type=int, default=d.max_columns,
+                   help="padded input columns per batch at most: wide lines come in smaller batches "
+                        "(training memory grows with it)")
     p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate of the neck and head")
     p.add_argument("--backbone_lr_scale", type=float, default=d.backbone_lr_scale,
                    help="the backbone's learning rate is lr times this")

@@ -145,7 +145,7 @@ def batches(lines: list[Line], batch_size: int, rng: random.Random, shape,
     """Shuffled batches of lines of similar width (little padding), in random order.
 
     A batch holds at most ``batch_size`` lines and at most ``max_columns`` padded input
-    columns in all (default ``batch_size * 640``): wide lines come in smaller batches, so
+    columns in all (default ``batch_size * 640``; runs use ``Options.max_columns``): wide lines come in smaller batches, so
     the memory a step takes stays bounded (autograd keeps every activation of the batch).
     """
     max_columns = max_columns or batch_size * 640

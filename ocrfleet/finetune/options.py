@@ -17,6 +17,7 @@ class Options:
     epochs: int = 30
     max_minutes: float | None = None
     batch_size: int = 8
+    max_columns: int = 3200        # padded input columns per batch at most (activation memory)
     lr: float = 5e-4               # the neck and head; the backbone gets lr * backbone_lr_scale
     backbone_lr_scale: float = 0.1
     weight_decay: float = 1e-4
@@ -47,6 +48,7 @@ class Options:
         checks = [
             ("epochs", isinstance(self.epochs, int) and self.epochs >= 1, "a positive integer"),
             ("batch_size", isinstance(self.batch_size, int) and self.batch_size >= 1, "a positive integer"),
+            ("max_columns", isinstance(self.max_columns, int) and self.max_columns >= 320, "an integer >= 320"),
             ("lr", _num(self.lr) and 0 < self.lr < 1, "a number in (0, 1)"),
             ("backbone_lr_scale", _num(self.backbone_lr_scale) and 0 <= self.backbone_lr_scale <= 1,
              "a number in [0, 1]"),

@@ -127,7 +127,7 @@ class Trainer:
 
         rng = random.Random(self.opts.seed * 1000 + epoch)
         nrng = np.random.default_rng(self.opts.seed * 1000 + epoch)
-        plan = batches(train, self.opts.batch_size, rng, self.shape)
+        plan = batches(train, self.opts.batch_size, rng, self.shape, self.opts.max_columns)
         losses = []
         with tqdm(plan, desc=f"epoch {epoch}/{self.opts.epochs}", unit="batch", file=sys.stderr,
                   disable=not self.opts.progress, leave=False) as bar:

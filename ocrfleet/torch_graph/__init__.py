@@ -96,6 +96,16 @@ class OnnxModule(torch.nn.Module):
         init_names = {i.name for i in graph.initializer}
         self.input_names = [i.name for i in graph.input if i.name not in init_names]
         self.output_names = [o.name for o in graph.output]
+        # values no later node reads are dropped as soon as their last reader ran: without
+        # this every intermediate tensor lives until the forward returns
+        last: dict[str, int] = {}
+        for i, (_, ins, _, _) in enumerate(self._nodes):
+            for name in ins:
+                last[name] = i
+        self._free_after = [[] for _ in self._nodes]
+        for name, i in last.items():
+            if name not in self.output_names:
+                self._free_after[i].append(name)
 
     def _register(self, onnx_name: str, value: torch.Tensor, trainable: bool) -> None:
         name = re.sub(r"\W", "_", onnx_name)
@@ -129,14 +139,17 @@ class OnnxModule(torch.nn.Module):
         if floats:
             ctx.float_dtype = floats[0]
         env: dict[str, torch.Tensor] = dict(zip(self.input_names, inputs))
-        for op_type, ins, outs, attrs in self._nodes:
+        for (op_type, ins, outs, attrs), done in zip(self._nodes, self._free_after):
             args = [None if not n else (env[n] if n in env else self._value(n)) for n in ins]
             ctx.op_type, ctx.n_outputs = op_type, len(outs)
             result = OPS[op_type](ctx, attrs, *args)
+            del args
             if isinstance(result, tuple):
                 env.update(zip(outs, result))
             else:
                 env[outs[0]] = result
+            for name in done:
+                env.pop(name, None)
         return tuple(env[n] if n in env else self._value(n) for n in self.output_names)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
