@@ -22,8 +22,9 @@ SHAPE_CACHE = 32
 MAX_INPUT_VALUES = 8 * 3 * 48 * 320
 # glibc keeps the working memory OpenVINO frees between inputs of different shapes: over random
 # widths a PP-OCRv6_small_rec process crept 186 -> 414 MB in 64 calls, and malloc_trim gave
-# back 100 MB of it; trimmed every 16 calls it stayed flat at ~320 MB (docs/performance.md)
-TRIM_EVERY = 16
+# back 100 MB of it. Trimmed every 16 calls its RSS swung 349-383 MB (peak 425), every 4 calls
+# it sat at 328-332 MB (peak 408) for 3 % more CPU time than every 16 (docs/performance.md)
+TRIM_EVERY = 4
 
 
 def _malloc_trim():
