@@ -11,7 +11,7 @@ a leak the bound must catch: the same measurement, in the same run, has to fail 
 test cannot pass by measuring nothing.
 
 Sized for the suite (PP-OCRv6_tiny_rec, the fastest bundled model, one thread; ~40 s per backend
-on quiet cores, ~2 min on the shared 2-core box). The bound (BOUND_MB per 10,000 lines, ~5 KB per
+on quiet cores, ~2 min on the shared 2-core box). The bound (BOUND_MB per 10,000 lines, ~8 KB per
 line) catches a leak of a tensor or a per-call buffer, not one of a few hundred bytes per line:
 that is bench/memory.py's 50,000-line soak (goal < 1 MB per 10,000 lines).
 """
@@ -30,7 +30,9 @@ from .helpers import DATA, REPO
 
 MODEL = "PP-OCRv6_tiny_rec"
 LINES, EVERY, LEAK_KB = 1200, 100, 64
-BOUND_MB = 50.0  # per 10,000 lines after warm-up; the injected leak is ~64 KB / 4.5 lines per call
+# per 10,000 lines after warm-up (8 KB per line, ~36 KB per call of 4.5 lines on average); measured
+# 2026-12-01: ONNX Runtime 1.5, OpenVINO 43 (still settling), the injected 64 KB/call leak 148-160
+BOUND_MB = 80.0
 PEAK_MB = 400.0  # issue 12: <= 400 MB RSS per process
 
 
@@ -55,6 +57,8 @@ def test_rss_flat_over_random_widths_and_batch_sizes(backend):
     clean = slope_after(res["marks"], 0)
     leaking = slope_after([(n + LINES, mb) for n, mb in res["leak_marks"]], 0)
     first, last = res["marks"][0][1], res["marks"][-1][1]
+    print(f"{backend}: {first:.0f} -> {last:.0f} MB over {LINES} lines after warm-up, {clean:.1f} MB per 10,000; "
+          f"with a {LEAK_KB} KB/call leak {leaking:.1f}; peak {res['rss_peak_mb']:.0f} MB")
     assert clean < BOUND_MB, (f"{backend}: RSS grows {clean:.1f} MB per 10,000 lines after warm-up "
                               f"({first:.0f} -> {last:.0f} MB over {LINES} lines)")
     # the same measurement must catch a leak of LEAK_KB per call
