@@ -24,8 +24,15 @@ call for every engine. Prints a table; writes JSON to bench/results/.
 
 Engines: ``official-default`` (PaddleOCR defaults), ``official-tuned`` (``cpu_threads=2``),
 ``ocrfleet`` (its default backend for this model: Paddle Inference), ``ocrfleet-onnxruntime``,
-``ocrfleet-openvino``, ``ocrfleet-hpi`` (``enable_hpi=True``, choosing afresh). Add more with
+``ocrfleet-openvino``, ``ocrfleet-hpi`` (``enable_hpi=True``, choosing afresh), ``rapidocr``
+(RapidOCR 1.4.4's recogniser, its bundled ONNX of the same PP-OCRv4 weights, ONNX Runtime,
+``rec_batch_num`` = the batch size, under .venv-rapidocr: ``--rapidocr-python``). Add more with
 ``--engine NAME=IMPL:key=val,...`` (keys: backend, cpu_threads, pack, precision, hpi).
+
+Lines vary: the real lines (receipts, words) plus rendered English / digits / Chinese lines of
+1-12 tokens in 18-40 px fonts; the JSON and the header give how many distinct padded widths
+(model input widths) they make. The parity oracle is the official default at batch size 1,
+run once untimed when 1 is not among ``--batch-sizes``.
 """
 from __future__ import annotations
 
@@ -51,6 +58,7 @@ DEFAULT_ENGINES = [
     "ocrfleet-onnxruntime=ocrfleet:backend=onnxruntime",
     "ocrfleet-openvino=ocrfleet:backend=openvino",
     "ocrfleet-hpi=ocrfleet:hpi=1",
+    "rapidocr=rapidocr:cpu_threads=2",
 ]
 
 
@@ -76,14 +84,36 @@ def load_lines(rendered: int) -> list[dict]:
                 rel, label = row.split("\t", 1)
                 lines.append({"set": set_name, "path": str(REC / set_name / rel), "label": label})
     if rendered:
-        out = RESULTS / f"rendered-{rendered}"
-        if not (out / "labels.tsv").is_file():
-            subprocess.run([sys.executable, str(BENCH / "render_lines.py"), str(out), "--count", str(rendered),
-                            "--seed", "0"], check=True)
+        sys.path.insert(0, str(BENCH))
+        import render_lines
+
+        out = render_lines.ensure(RESULTS / f"rendered-{rendered}", rendered, 0).parent
         for row in (out / "labels.tsv").read_text(encoding="utf-8").splitlines():
             rel, label = row.split("\t", 1)
             lines.append({"set": "rendered", "path": str(out / rel), "label": label})
     return lines
+
+
+def line_variety(paths: list[str]) -> dict:
+    """How varied the lines are as model inputs: distinct padded widths (PP-OCRv4's 48 x 320
+    input shape), their median, and lines with Chinese (rendered ones, by their label)."""
+    import cv2
+
+    from ocrfleet.recognition.preprocess import widths
+
+    padded = []
+    for p in paths:
+        h, w = cv2.imread(p, cv2.IMREAD_COLOR).shape[:2]
+        padded.append(widths(h, w, (3, 48, 320))[1])
+    labels = {}
+    for tsv in {Path(p).parent.parent / "labels.tsv" for p in paths}:
+        for row in tsv.read_text(encoding="utf-8").splitlines():
+            if row.strip():
+                rel, label = row.split("\t", 1)
+                labels[str(tsv.parent / rel)] = label
+    return {"distinct_widths": len(set(padded)), "median_width": int(statistics.median(padded)),
+            "max_width": max(padded),
+            "chinese_lines": sum(any("\u4e00" <= c <= "\u9fff" for c in labels.get(p, "")) for p in paths)}
 
 
 def correct(text: str, line: dict) -> bool:
@@ -92,10 +122,10 @@ def correct(text: str, line: dict) -> bool:
 
 
 class Worker:
-    def __init__(self, eng: dict, model_dir: Path, official_python: str, env: dict):
+    def __init__(self, eng: dict, model_dir: Path, pythons: dict, env: dict):
         self.eng = eng
         o = eng["opts"]
-        py = official_python if eng["impl"] == "official" else sys.executable
+        py = pythons.get(eng["impl"], sys.executable)
         cmd = [py, str(BENCH / "worker.py"), "--impl", eng["impl"], "--model-dir", str(model_dir)]
         for key, flag in (("cpu_threads", "--cpu-threads"), ("backend", "--backend"), ("pack", "--pack"),
                           ("precision", "--precision")):
@@ -104,7 +134,7 @@ class Worker:
         if o.get("hpi"):
             cmd.append("--hpi")
         wenv = dict(env)
-        if eng["impl"] == "official":
+        if eng["impl"] != "ocrfleet":
             wenv.pop("PYTHONPATH", None)
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                      text=True, encoding="utf-8", env=wenv, cwd=str(ROOT))
@@ -150,6 +180,8 @@ def main(argv=None) -> int:
     ap.add_argument("--only", nargs="*", default=None, help="run only these engine names")
     ap.add_argument("--official-python", default=os.environ.get("OCRFLEET_OFFICIAL_PYTHON",
                                                                  str(ROOT / ".venv-official" / "bin" / "python")))
+    ap.add_argument("--rapidocr-python", default=os.environ.get("OCRFLEET_RAPIDOCR_PYTHON",
+                                                                 str(ROOT / ".venv-rapidocr" / "bin" / "python")))
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
 
@@ -160,6 +192,9 @@ def main(argv=None) -> int:
         engines.insert(0, parse_engine(DEFAULT_ENGINES[0]))  # the oracle for "same text"
     if not Path(a.official_python).exists():
         sys.exit(f"no official PaddleOCR interpreter at {a.official_python} (see docs/performance.md)")
+    pythons = {"official": a.official_python, "rapidocr": a.rapidocr_python}
+    if any(e["impl"] == "rapidocr" for e in engines) and not Path(a.rapidocr_python).exists():
+        sys.exit(f"no RapidOCR interpreter at {a.rapidocr_python} (pip install rapidocr-onnxruntime==1.4.4)")
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     home = RESULTS / "home"  # bench-private OCRFLEET_HOME: cached ONNX conversion, fresh hpi choice
@@ -175,13 +210,16 @@ def main(argv=None) -> int:
     lines = load_lines(a.rendered)
     paths = [ln["path"] for ln in lines]
     lat_paths = paths[: a.latency_lines]
-    print(f"{len(lines)} lines ({sum(ln['set'] != 'rendered' for ln in lines)} real), engines: "
+    variety = line_variety(paths)
+    print(f"{len(lines)} lines ({sum(ln['set'] != 'rendered' for ln in lines)} real; {variety['distinct_widths']} "
+          f"distinct model input widths, median {variety['median_width']} px, {variety['chinese_lines']} with "
+          f"Chinese), engines: "
           f"{', '.join(e['name'] for e in engines)}; batch sizes {a.batch_sizes}; {a.rounds} rounds", flush=True)
 
     workers = {}
     for e in engines:  # loaded one at a time so load times do not overlap
         t = time.perf_counter()
-        workers[e["name"]] = Worker(e, model_dir, a.official_python, env)
+        workers[e["name"]] = Worker(e, model_dir, pythons, env)
         print(f"  loaded {e['name']}: {workers[e['name']].info['load_s']:.2f} s "
               f"(wall {time.perf_counter() - t:.1f} s) {workers[e['name']].info.get('backend', '')}", flush=True)
     warm = paths[:16]
@@ -192,7 +230,7 @@ def main(argv=None) -> int:
     runs: dict = {e["name"]: {bs: {"lps": [], "lat": [], "texts": None, "scores": None} for bs in a.batch_sizes}
                   for e in engines}
     names = [e["name"] for e in engines]
-    t_start = time.perf_counter()
+    t_start, load0 = time.perf_counter(), os.getloadavg()
     for r in range(a.rounds):
         for bi, bs in enumerate(a.batch_sizes):
             k = (r * len(a.batch_sizes) + bi) % len(names)
@@ -219,7 +257,11 @@ def main(argv=None) -> int:
                 print(f"  round {r + 1} bs {bs:>2} {name:<22} {slot['lps'][-1]:7.1f} lines/s", flush=True)
     wall = time.perf_counter() - t_start
 
-    oracle = runs["official-default"][1 if 1 in a.batch_sizes else a.batch_sizes[0]]["texts"]
+    if 1 in a.batch_sizes:
+        oracle = runs["official-default"][1]["texts"]
+    else:  # the parity oracle, untimed
+        oracle = [t for lo in range(0, len(paths), a.slice)
+                  for t in workers["official-default"].run(paths[lo:lo + a.slice], 1, "list")["texts"]]
     table = []
     for name in names:
         w = workers[name]
@@ -246,14 +288,17 @@ def main(argv=None) -> int:
         row["x_official_default"] = row["lines_per_s"] / base[("official-default", row["batch_size"])]
         if ("official-tuned", row["batch_size"]) in base:
             row["x_official_tuned"] = row["lines_per_s"] / base[("official-tuned", row["batch_size"])]
+        if ("rapidocr", row["batch_size"]) in base:
+            row["x_rapidocr"] = row["lines_per_s"] / base[("rapidocr", row["batch_size"])]
 
-    hdr = (f"{'engine':<22} {'backend':<18} {'bs':>3} {'lines/s':>8} {'xdef':>5} {'xtun':>5} {'p50ms':>7} "
+    hdr = (f"{'engine':<22} {'backend':<18} {'bs':>3} {'lines/s':>8} {'xdef':>5} {'xtun':>5} {'xrap':>5} {'p50ms':>7} "
            f"{'p99ms':>7} {'load s':>6} {'RSS MB':>7} {'=off1':>6} {'=offbs':>6} {'acc':>5}")
     print("\n" + hdr + "\n" + "-" * len(hdr))
     for bs in a.batch_sizes:
         for row in (r for r in table if r["batch_size"] == bs):
             print(f"{row['engine']:<22} {row['backend']:<18} {bs:>3} {row['lines_per_s']:8.1f} "
                   f"{row['x_official_default']:5.2f} {row.get('x_official_tuned', float('nan')):5.2f} "
+                  f"{row.get('x_rapidocr', float('nan')):5.2f} "
                   f"{row['latency_p50_ms']:7.1f} {row['latency_p99_ms']:7.1f} {row['load_s']:6.2f} "
                   f"{row['rss_peak_mb']:7.0f} {row['same_text_as_official_bs1']:6.1%} "
                   f"{row['same_text_as_official_same_bs']:6.1%} {row['accuracy']:5.1%}")
@@ -262,7 +307,7 @@ def main(argv=None) -> int:
         "when": time.strftime("%Y-%m-%dT%H:%M:%S"), "wall_s": wall,
         "machine": {"node": platform.node(), "cpu": platform.processor() or platform.machine(),
                     "cores": len(os.sched_getaffinity(0)), "load_avg_end": os.getloadavg()},
-        "lines": len(lines), "real_lines": sum(ln["set"] != "rendered" for ln in lines),
+        "lines": len(lines), "line_variety": variety, "load_avg_start": load0, "real_lines": sum(ln["set"] != "rendered" for ln in lines),
         "rendered_lines": a.rendered, "rounds": a.rounds, "slice": a.slice, "latency_lines": a.latency_lines,
         "engines": engines, "workers": {n: w.info for n, w in workers.items()}, "table": table,
     }

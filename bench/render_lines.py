@@ -92,6 +92,18 @@ def render(text: str, font_path: str, rng: random.Random) -> Image.Image:
     return img
 
 
+def ensure(out: Path, count: int, seed: int = 0) -> Path:
+    """``out/labels.tsv`` of ``count`` lines rendered with ``seed``, rendered in a child process if
+    missing (what bench/engine.py and bench/memory.py read)."""
+    import subprocess
+    import sys
+
+    labels = Path(out) / "labels.tsv"
+    if not labels.is_file():
+        subprocess.run([sys.executable, __file__, str(out), "--count", str(count), "--seed", str(seed)], check=True)
+    return labels
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out")

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """One benchmark worker process: loads ONE TextRecognition (official paddleocr or ocrfleet — the
-same API) and answers JSON commands on stdin, one per line, with JSON lines on stdout.
+same API — or RapidOCR's recogniser behind an adapter) and answers JSON commands on stdin, one
+per line, with JSON lines on stdout.
 
-Runs under either interpreter (.venv-official for ``--impl official``, .venv for ocrfleet), so
-both are driven by the same code path. Started by bench/engine.py; not meant to be run by hand.
+Runs under any of the interpreters (.venv-official for ``--impl official``, .venv-rapidocr for
+``--impl rapidocr``, .venv for ocrfleet), so all are driven by the same code path. Started by bench/engine.py; not meant to be run by hand.
 
     {"op": "run", "paths": [...], "batch_size": 8, "mode": "list"}
         one predict(paths, batch_size) call; returns elapsed seconds, texts, scores
@@ -27,9 +28,40 @@ def rss_peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+class RapidOCRRecognition:
+    """RapidOCR 1.4's recogniser (``rapidocr_onnxruntime.ch_ppocr_rec.TextRecognizer``, its bundled
+    ch_PP-OCRv4_rec_infer.onnx) behind ``predict(paths, batch_size)``: its own batching (lines
+    sorted by aspect ratio, ``rec_batch_num`` per model call, each batch padded to its widest),
+    its own ONNX Runtime session (``intra_op_num_threads`` = ``cpu_threads``). Images are
+    decoded with OpenCV inside the call, as the other engines decode inside theirs."""
+
+    def __init__(self, model_name=None, model_dir=None, cpu_threads=None, **_):
+        from pathlib import Path
+
+        import rapidocr_onnxruntime
+        from rapidocr_onnxruntime.ch_ppocr_rec import TextRecognizer
+        from rapidocr_onnxruntime.utils import read_yaml
+
+        pkg = Path(rapidocr_onnxruntime.__file__).parent
+        cfg = read_yaml(str(pkg / "config.yaml"))["Rec"]
+        cfg["model_path"] = str(pkg / cfg["model_path"])
+        if cpu_threads:
+            cfg["intra_op_num_threads"] = int(cpu_threads)
+        self.rec = TextRecognizer(cfg)
+
+    def predict(self, paths, batch_size=6):
+        import cv2
+
+        self.rec.rec_batch_num = int(batch_size)
+        res, _ = self.rec([cv2.imread(p, cv2.IMREAD_COLOR) for p in paths])
+        return [{"rec_text": text, "rec_score": score} for text, score in res]
+
+
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--impl", choices=("official", "ocrfleet"), required=True)
+    ap.add_argument("--impl", choices=("official", "ocrfleet", "rapidocr"), required=True)
     ap.add_argument("--model-name", default="PP-OCRv4_mobile_rec")
     ap.add_argument("--model-dir", default=None)
     ap.add_argument("--cpu-threads", type=int, default=None)
@@ -52,6 +84,8 @@ def main() -> None:
     t0 = time.perf_counter()
     if a.impl == "official":
         from paddleocr import TextRecognition
+    elif a.impl == "rapidocr":
+        TextRecognition = RapidOCRRecognition
     else:
         from ocrfleet import TextRecognition
 
@@ -67,6 +101,8 @@ def main() -> None:
     info = {"ready": True, "import_s": t_import, "load_s": load, "rss_peak_mb": rss_peak_mb(), "pid": os.getpid()}
     if a.impl == "ocrfleet":
         info["backend"] = model.backend
+    elif a.impl == "rapidocr":
+        info["backend"] = "onnxruntime (RapidOCR)"
     print(json.dumps(info), file=out, flush=True)
 
     for line in sys.stdin:

@@ -15,6 +15,27 @@ from ocrfleet.recognition.backends.convert import onnx_path
 from ocrfleet.recognition.sources import ModelFiles
 
 SHAPE_CACHE = 32
+# most input values one inference gets (8 lines of 48 x 320 x 3): OpenVINO keeps the working
+# memory of the largest input it has run for the life of the process, ~27 KB per 48-px column
+# for PP-OCRv6_small_rec, so one batch of 8 lines at 3,200 px took a process from 0.19 to
+# 0.91 GB for good; bigger batches run in slices (each line is independent: same output)
+MAX_INPUT_VALUES = 8 * 3 * 48 * 320
+# glibc keeps the working memory OpenVINO frees between inputs of different shapes: over random
+# widths a PP-OCRv6_small_rec process crept 186 -> 414 MB in 64 calls, and malloc_trim gave
+# back 100 MB of it. Trimmed every 16 calls its RSS swung 349-383 MB (peak 425), every 4 calls
+# it sat at 328-332 MB (peak 408) for 3 % more CPU time than every 16 (docs/performance.md)
+TRIM_EVERY = 4
+
+
+def _malloc_trim():
+    """glibc's ``malloc_trim(0)`` (free heap pages back to the OS), or None off glibc."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
 
 
 class OpenVinoBackend(Backend):
@@ -42,6 +63,7 @@ class OpenVinoBackend(Backend):
             "CPU_RUNTIME_CACHE_CAPACITY": SHAPE_CACHE,
         })
         self.request = self.compiled.create_infer_request()
+        self._trim, self._calls = _malloc_trim(), 0
 
     @classmethod
     def available(cls, files, opts):
@@ -56,5 +78,14 @@ class OpenVinoBackend(Backend):
         return None
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        self.request.infer({0: batch})
+        self._calls += 1
+        if self._trim is not None and self._calls % TRIM_EVERY == 0:
+            self._trim(0)
+        step = max(1, MAX_INPUT_VALUES // max(1, int(np.prod(batch.shape[1:]))))
+        if len(batch) <= step:
+            return self._infer(batch)
+        return np.concatenate([self._infer(batch[i:i + step]) for i in range(0, len(batch), step)])
+
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
+        self.request.infer({0: np.ascontiguousarray(batch)})
         return self.request.get_output_tensor(0).data.copy()
