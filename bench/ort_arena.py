@@ -74,7 +74,9 @@ def child(config: str) -> dict:
         ort_backend._arena_mb, ort_backend._arena_registered = -1, True
     elif int(opts.get("arena", 0)) > 0:
         ort_backend.share_cpu_arena(int(opts["arena"]))
-    trim = (lambda: __import__("ctypes").CDLL("libc.so.6").malloc_trim(0)) if opts.get("trim") else (lambda: None)
+    from ocrfleet import glibc
+
+    trim = glibc.malloc_trim if opts.get("trim") else (lambda: None)
     pages = [decode_image_bytes(p.read_bytes(), str(p)) for p in sorted((DATA / "receipts/wildreceipt").glob("*.jpeg"))]
     for name in ("text.pdf", "multipage.pdf"):
         pages += [img for _, img in render_pdf_bytes((DATA / "pdf" / name).read_bytes(), name)]

@@ -10,6 +10,8 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
+from ocrfleet import glibc
+
 
 def rss_mb(pid: int | str = "self", field: str = "VmRSS") -> float:
     """Resident set size of a process (``VmRSS``; ``VmHWM``: its peak so far), MB."""
@@ -45,18 +47,6 @@ def varied_batches(pool: list[np.ndarray], rng: np.random.Generator, max_batch: 
         yield batch
 
 
-def malloc_trim() -> None:
-    """Give glibc's free heap pages back to the OS (no-op elsewhere): RSS then counts the memory
-    the process holds, not what the allocator kept after frees, which hides small leaks."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
 def soak(recognize: Callable[[list[np.ndarray]], object], batches: Iterator[list[np.ndarray]],
          recognitions: int, every: int, on_mark: Callable[[int, float], None] | None = None,
          deadline: float = float("inf"), trim: bool = False) -> list[tuple[int, float]]:
@@ -68,7 +58,7 @@ def soak(recognize: Callable[[list[np.ndarray]], object], batches: Iterator[list
 
     def sample():
         if trim:
-            malloc_trim()
+            glibc.malloc_trim()
         marks.append((done, rss_mb()))
 
     while done < recognitions:

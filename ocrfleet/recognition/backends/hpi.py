@@ -228,9 +228,11 @@ def probe(files: ModelFiles, opts: EngineOptions, rounds: int = ROUNDS, progress
     if not loaded:
         raise BackendUnavailableError(f"no backend can load {files.name} on {opts.device}")
     default = next(iter(loaded))  # the first of the measured default order that loads
-    decision = decide(default, measure(loaded, workload(files), rounds, progress, fresh_workload(files, rounds))) \
-        if len(loaded) > 1 \
-        else Decision(default, default, "only one backend is available")
+    if len(loaded) > 1:
+        seconds = measure(loaded, workload(files), rounds, progress, fresh_workload(files, rounds))
+        decision = decide(default, seconds)
+    else:
+        decision = Decision(default, default, "only one backend is available")
     decision.machine = machine()
     chosen = loaded.pop(decision.backend)
     loaded.clear()  # the others are freed now

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ocrfleet import glibc
 from ocrfleet.errors import ModelUnavailableError
 from ocrfleet.recognition.backends.base import Backend, EngineOptions
 from ocrfleet.recognition.backends.convert import onnx_path
@@ -25,17 +26,6 @@ MAX_INPUT_VALUES = 8 * 3 * 48 * 320
 # back 100 MB of it. Trimmed every 16 calls its RSS swung 349-383 MB (peak 425), every 4 calls
 # it sat at 328-332 MB (peak 408) for 3 % more CPU time than every 16 (docs/performance.md)
 TRIM_EVERY = 4
-
-
-def _malloc_trim():
-    """glibc's ``malloc_trim(0)`` (free heap pages back to the OS), or None off glibc."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return None
 
 
 class OpenVinoBackend(Backend):
@@ -63,7 +53,7 @@ class OpenVinoBackend(Backend):
             "CPU_RUNTIME_CACHE_CAPACITY": SHAPE_CACHE,
         })
         self.request = self.compiled.create_infer_request()
-        self._trim, self._calls = _malloc_trim(), 0
+        self._calls = 0
 
     @classmethod
     def available(cls, files, opts):
@@ -79,8 +69,8 @@ class OpenVinoBackend(Backend):
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         self._calls += 1
-        if self._trim is not None and self._calls % TRIM_EVERY == 0:
-            self._trim(0)
+        if self._calls % TRIM_EVERY == 0:
+            glibc.malloc_trim()
         step = max(1, MAX_INPUT_VALUES // max(1, int(np.prod(batch.shape[1:]))))
         if len(batch) <= step:
             return self._infer(batch)
