@@ -1,8 +1,8 @@
 """High-performance mode: choose a backend by measurement, but never a slow one.
 
-The measured default (``select.default_order``: OpenVINO for Paddle-format models on the CPU,
-ONNX Runtime for ONNX models, Paddle Inference on the GPU) is the prior. A probe times every
-available backend on several realistic batch shapes, **interleaved** (backend A, B, C, then
+The measured default (``select.default_order``: ONNX Runtime on the CPU, Paddle Inference for
+Paddle-format models on the GPU) is the prior. A probe times every available backend on the
+batch shapes real traffic makes, **interleaved** (backend A, B, C, then
 again, ``rounds`` times), so a burst of load from elsewhere hits every backend alike. A
 challenger replaces the default only when it is faster by more than ``MARGIN`` in the median of
 the per-round ratios *and* wins a clear majority of rounds; otherwise the default stays. The
@@ -134,37 +134,44 @@ def clear(model: str | None = None) -> int:
 
 
 def workload(files: ModelFiles) -> list[np.ndarray]:
-    """Typical batches: text lines (1 short line, 8 lines at two widths), a page for a detector
-    (960 x 736), 1 and 8 crops at the model's own input size for a classifier."""
+    """Typical repeated batches: text lines (1 and 8 lines at the model's width, where every line
+    narrower than it is padded, and 2 lines at twice that), a page for a detector (960 x 736), 1
+    and 8 crops at the model's own input size for a classifier."""
     rng = np.random.default_rng(0)
     task = files.task
     if task == "det" or not files.input_shape:
         shapes = [(1, 3, 960, 736)]
     elif task == "rec":
         _, height, width = files.input_shape
-        shapes = [(n, 3, height, w) for n, w in ((1, width), (8, width), (8, 2 * width))]
+        shapes = [(n, 3, height, w) for n, w in ((1, width), (8, width), (2, 2 * width))]
     else:
         shapes = [(n, *files.input_shape) for n in (1, 8)]
     return [rng.uniform(-1, 1, size=s).astype(np.float32) for s in shapes]
 
 
-FRESH_PER_ROUND = 3  # recognisers: batches at widths no earlier round used
+# recognisers, per round: batches at widths no earlier round used, of these sizes: the engine
+# batches only lines of the same padded width, so a line wider than the model's width mostly
+# runs alone (392 varied lines made 157 widths: docs/performance.md)
+FRESH_SIZES = (1, 1, 1, 1, 1, 2)
+FRESH_PER_ROUND = len(FRESH_SIZES)
 
 
 def fresh_workload(files: ModelFiles, rounds: int, seed: int = 1) -> list[list[np.ndarray]]:
-    """Per round, recognition batches of 8 lines at widths not seen before (multiples of 8
-    between half and five times the model's width). Real lines come in hundreds of widths, so a
-    backend that prepares kernels per input shape pays that cost in service: on varied lines
-    OpenVINO ran at 0.67x ONNX Runtime on an AVX2 host while three repeated shapes showed them
-    equal (docs/performance.md, 2026-12-01). Every backend sees each width first in the same
-    round. Other tasks: no fresh batches (pages and crops have few shapes)."""
+    """Per round, recognition batches of ``FRESH_SIZES`` lines at widths not seen before
+    (multiples of 8 above the model's width, up to five times it). Real lines come in hundreds of
+    widths, so a backend that prepares kernels per input shape pays that cost in service: OpenVINO
+    ran 1.3-1.5x slower than ONNX Runtime on varied lines on two hosts while the probe's earlier
+    batches of 8 at few widths showed it 1.45x *faster* (docs/performance.md, 2026-12-01). Every
+    backend sees each width first in the same round. Other tasks: no fresh batches (pages and
+    crops have few shapes)."""
     if files.task != "rec" or not files.input_shape:
         return [[] for _ in range(rounds)]
     _, height, width = files.input_shape
     rng = np.random.default_rng(seed)
-    widths = rng.permutation(np.arange(width // 2, 5 * width + 1, 8))[:rounds * FRESH_PER_ROUND]
-    return [[rng.uniform(-1, 1, size=(8, 3, height, int(w))).astype(np.float32)
-             for w in widths[r * FRESH_PER_ROUND:(r + 1) * FRESH_PER_ROUND]] for r in range(rounds)]
+    widths = rng.permutation(np.arange(width + 8, 5 * width + 1, 8))[:rounds * FRESH_PER_ROUND]
+    return [[rng.uniform(-1, 1, size=(n, 3, height, int(w))).astype(np.float32)
+             for n, w in zip(FRESH_SIZES, widths[r * FRESH_PER_ROUND:(r + 1) * FRESH_PER_ROUND])]
+            for r in range(rounds)]
 
 
 def decide(default: str, seconds: dict[str, list[float]]) -> Decision:

@@ -35,10 +35,14 @@ def create(name: str, files: ModelFiles, opts: EngineOptions) -> Backend:
 # GPU preference: Paddle Inference (TensorRT when enabled) for Paddle-format models, then ONNX
 # Runtime (CUDA / TensorRT providers), then PyTorch CUDA (``[torch]`` extra)
 GPU_ORDER = {"paddle": ("paddle", "onnxruntime", "torch"), "onnx": ("onnxruntime", "torch")}
-# CPU preference when nothing is asked for, fastest first as measured in docs/performance.md
-# (every backend gives the official text on the parity set). Paddle-format models run on
-# OpenVINO (converted to ONNX once, cached); ONNX models on ONNX Runtime.
-CPU_ORDER = {"paddle": ("openvino", "onnxruntime", "paddle"), "onnx": ("onnxruntime", "openvino")}
+# CPU preference when nothing is asked for, fastest first on varied real-world lines as measured
+# in docs/performance.md (every backend gives the official text on the parity set): ONNX Runtime,
+# for Paddle-format models on the ONNX converted once and cached (a model paddle2onnx cannot
+# convert, e.g. PP-OCRv4_mobile_det, falls through to OpenVINO's own Paddle reader). OpenVINO ran
+# 1.3-1.5x slower than ONNX Runtime on lines of ~160 distinct widths on both AMD hosts measured
+# (AVX2 and AVX-512), and ahead only on few repeated shapes (its cost per new input shape), and
+# needs more memory (371 vs 222 MB peak); ``enable_hpi`` still picks it where it is clearly faster.
+CPU_ORDER = {"paddle": ("onnxruntime", "openvino", "paddle"), "onnx": ("onnxruntime", "openvino")}
 
 
 def default_order(files: ModelFiles, opts: EngineOptions) -> list[str]:
