@@ -310,3 +310,22 @@ def test_onnx_models_on_onnxruntime_do_not_import_openvino():
                          env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])),
                          check=True).stdout.split()
     assert out == ["onnxruntime", "onnxruntime", "False", "True"]
+
+
+def test_paddle_format_rec_on_onnxruntime_does_not_import_paddle(v4_official_dir):
+    """Worker memory: a Paddle-format recogniser's CPU default, ONNX Runtime on the cached
+    conversion, loads without importing paddle (~240 MB: a PP-OCRv4 process peaked at 380 MB
+    instead of 138 when the default order's last candidate was imported to see if it exists)."""
+    import sys
+
+    code = ("import sys\n"
+            "from ocrfleet.recognition.api import TextRecognition\n"
+            f"r = TextRecognition(model_name='PP-OCRv4_mobile_rec', model_dir={str(v4_official_dir)!r}, cpu_threads=1)\n"
+            "print(r.backend, 'paddle' in sys.modules)\n"
+            f"TextRecognition(model_name='PP-OCRv4_mobile_rec', model_dir={str(v4_official_dir)!r}, cpu_threads=1, "
+            "backend='paddle')\n"
+            "print('paddle' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])),
+                         check=True).stdout.split()
+    assert out == ["onnxruntime", "False", "True"]
