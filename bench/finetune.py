@@ -4,6 +4,7 @@
     PYTHONPATH=$PWD .venv/bin/python bench/finetune.py [--data /work/shared/data/real/rec]
         [--max_minutes 20] [--epochs 60] [--out bench/results/finetune] [--mix-rendered N] [--splits-only]
         [--stock-only]   (score the stock model only: OUT/stock.json, for a later --before OUT/stock.json)
+        [--style-font FONT [--style-train 800] [--style-test 200]]   (a rendered writing style instead)
 
 1. Splits (committed in bench/finetune_splits/<set>/{train,test}.tsv, the set's own relative
    paths): each line of htr_fr_poilus_handwriting, htr_fr_lectaurep_handwriting and
@@ -91,6 +92,12 @@ def main(argv=None) -> None:
     ap.add_argument("--mix-rendered", type=int, default=0, metavar="N",
                     help="also train on N generic printed lines rendered by bench/render_lines.py (seed 7; "
                          "never an evaluation set), against forgetting")
+    ap.add_argument("--style-font", default=None, metavar="FONT",
+                    help="instead of the handwriting sets: a writing style, lines rendered in FONT by "
+                         "bench/render_style.py (--style-train lines, seed 11, to train on; --style-test lines, "
+                         "seed 12, held out; no text in both)")
+    ap.add_argument("--style-train", type=int, default=800)
+    ap.add_argument("--style-test", type=int, default=200)
     ap.add_argument("--backbone_lr_scale", type=float, default=None)
     ap.add_argument("--before", type=Path, default=None,
                     help="reuse the stock model's scores from an earlier results.json (same sets)")
@@ -104,15 +111,27 @@ def main(argv=None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     labels = args.out / "labels"
     labels.mkdir(exist_ok=True)
-    train = [label_file(SPLITS / n / "train.tsv", args.data / n, labels / f"{n}.train.tsv") for n in HANDWRITING]
+    if args.style_font:
+        sys.path.insert(0, str(ROOT / "bench"))
+        import render_style
+
+        style = args.out / "style"
+        render_style.main([str(style / "test"), "--font", args.style_font, "--count", str(args.style_test),
+                           "--seed", "12"])
+        render_style.main([str(style / "train"), "--font", args.style_font, "--count", str(args.style_train),
+                           "--seed", "11", "--exclude", str(style / "test" / "labels.tsv")])
+        train = [style / "train" / "labels.tsv"]
+        sets = {f"{Path(args.style_font).stem} (test)": style / "test" / "labels.tsv"}
+    else:
+        train = [label_file(SPLITS / n / "train.tsv", args.data / n, labels / f"{n}.train.tsv") for n in HANDWRITING]
+        sets = {f"{n} (test)": label_file(SPLITS / n / "test.tsv", args.data / n, labels / f"{n}.test.tsv")
+                for n in HANDWRITING}
     if args.mix_rendered:
         sys.path.insert(0, str(ROOT / "bench"))
         import render_lines
 
         render_lines.main([str(args.out / "rendered"), "--count", str(args.mix_rendered), "--seed", "7"])
         train.append(args.out / "rendered" / "labels.tsv")
-    sets = {f"{n} (test)": label_file(SPLITS / n / "test.tsv", args.data / n, labels / f"{n}.test.tsv")
-            for n in HANDWRITING}
     sets.update({n: args.data / n / "labels.tsv" for n in PRINTED if (args.data / n / "labels.tsv").is_file()})
     load = {"start": os.getloadavg()}
 

@@ -150,3 +150,18 @@ def test_each_round_adds_recognition_widths_no_backend_has_run_before(v4_officia
         assert [s[3] for s in timed if s[3] not in {x.shape[3] for x in fixed}] == widths
         assert len(warm) == len(fixed) and len(timed) == 4 * (len(fixed) + hpi.FRESH_PER_ROUND)
     assert hpi.fresh_workload(sources.resolve("PP-OCRv5_mobile_det", None, None, task="det"), 2) == [[], []]
+
+
+def test_cpu_default_order_follows_the_measured_table_per_vendor(v4_official_dir, monkeypatch):
+    """The prior: ONNX Runtime first for Paddle-format models on AMD (and unknown) CPUs, OpenVINO
+    first on Intel, as measured (docs/performance.md); ONNX models on ONNX Runtime everywhere."""
+    from ocrfleet.recognition import devices
+
+    paddle_files = sources.resolve("PP-OCRv4_mobile_rec", v4_official_dir)
+    onnx_files = sources.resolve("PP-OCRv5_mobile_rec")
+    for vendor, first in (("AuthenticAMD", "onnxruntime"), ("", "onnxruntime"), ("GenuineIntel", "openvino")):
+        monkeypatch.setattr(devices, "cpu_vendor", lambda v=vendor: v)
+        assert select.default_order(paddle_files, OPTS)[0] == first, vendor
+        assert select.default_order(onnx_files, OPTS)[0] == "onnxruntime", vendor
+    monkeypatch.undo()
+    assert devices.cpu_vendor() in ("AuthenticAMD", "GenuineIntel", "")  # read from /proc/cpuinfo

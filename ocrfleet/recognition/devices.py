@@ -53,3 +53,15 @@ def single_device(device: str | None) -> tuple[str, int]:
         raise BackendUnavailableError(f"{device!r} names {len(devices)} devices; one is needed here "
                                       "(e.g. 'gpu:1'; start one worker per GPU)")
     return devices[0]
+
+
+def cpu_vendor() -> str:
+    """The CPU's vendor id from /proc/cpuinfo ("GenuineIntel", "AuthenticAMD", ...; "" if unknown)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""

@@ -35,19 +35,27 @@ def create(name: str, files: ModelFiles, opts: EngineOptions) -> Backend:
 # GPU preference: Paddle Inference (TensorRT when enabled) for Paddle-format models, then ONNX
 # Runtime (CUDA / TensorRT providers), then PyTorch CUDA (``[torch]`` extra)
 GPU_ORDER = {"paddle": ("paddle", "onnxruntime", "torch"), "onnx": ("onnxruntime", "torch")}
-# CPU preference when nothing is asked for, fastest first on varied real-world lines as measured
-# in docs/performance.md (every backend gives the official text on the parity set): ONNX Runtime,
-# for Paddle-format models on the ONNX converted once and cached (a model paddle2onnx cannot
-# convert, e.g. PP-OCRv4_mobile_det, falls through to OpenVINO's own Paddle reader). OpenVINO ran
-# 1.3-1.5x slower than ONNX Runtime on lines of ~160 distinct widths on both AMD hosts measured
-# (AVX2 and AVX-512), and ahead only on few repeated shapes (its cost per new input shape), and
-# needs more memory (371 vs 222 MB peak); ``enable_hpi`` still picks it where it is clearly faster.
+# CPU preference when nothing is asked for, fastest first as measured in docs/performance.md
+# (every backend gives the official text on the parity set), by CPU vendor. Paddle-format models
+# run on ONNX (converted once, cached; a model paddle2onnx cannot convert, e.g. PP-OCRv4_mobile_det,
+# falls through to OpenVINO's own Paddle reader). On AMD hosts (AVX2 and AVX-512, 2026-12-01)
+# ONNX Runtime ran 1.2-1.5x OpenVINO's lines/s on lines of 157 distinct widths (OpenVINO is
+# ahead only on few repeated shapes: its cost per new input shape) in less memory; on the Intel
+# AVX-512/AMX host (2026-11-28) OpenVINO ran 1.4x ONNX Runtime. ``enable_hpi`` measures instead.
 CPU_ORDER = {"paddle": ("onnxruntime", "openvino", "paddle"), "onnx": ("onnxruntime", "openvino")}
+CPU_ORDER_BY_VENDOR = {"GenuineIntel": {"paddle": ("openvino", "onnxruntime", "paddle"),
+                                        "onnx": ("onnxruntime", "openvino")}}
 
 
 def default_order(files: ModelFiles, opts: EngineOptions) -> list[str]:
-    """Backends to try, in order: ``GPU_ORDER`` or ``CPU_ORDER`` for the model's format."""
-    order = (GPU_ORDER if opts.device != "cpu" else CPU_ORDER)[files.fmt]
+    """Backends to try, in order: ``GPU_ORDER``, or the CPU order for this CPU's vendor, for the
+    model's format."""
+    if opts.device != "cpu":
+        order = GPU_ORDER[files.fmt]
+    else:
+        from ocrfleet.recognition.devices import cpu_vendor
+
+        order = CPU_ORDER_BY_VENDOR.get(cpu_vendor(), CPU_ORDER)[files.fmt]
     reg = registry()
     return [n for n in order if reg[n].available(files, opts) is None]
 
