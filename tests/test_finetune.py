@@ -174,12 +174,19 @@ def test_torch_and_onnx_probabilities_agree(tuned):
     assert np.abs(mine - theirs).max() < 1e-4
 
 
-def test_max_minutes_exports_best_and_says_so(tmp_path, capsys):
+@pytest.mark.parametrize("low_memory", [False, True])
+def test_max_minutes_exports_best_and_says_so(tmp_path, capsys, monkeypatch, low_memory):
+    """Also: glibc's mmap threshold (fewer resident fragments, ~3x the time per step) is set only
+    with ``low_memory``."""
     import ocrfleet
+    from ocrfleet import glibc
 
+    calls = []
+    monkeypatch.setattr(glibc, "mmap_threshold", lambda n: calls.append(n) or True)
     train = _labels(tmp_path / "train.tsv", _rows(0, 8))
     r = ocrfleet.finetune(str(train), str(tmp_path / "m"), model_name=MODEL, epochs=50, batch_size=3,
-                          max_minutes=0.002, val_fraction=0.5, progress=False, threads=2)
+                          max_minutes=0.002, val_fraction=0.5, progress=False, threads=2, low_memory=low_memory)
+    assert calls == ([1 << 20] if low_memory else [])
     assert r["stopped_by"] == "max_minutes" and r["epochs_run"] < 50
     assert (tmp_path / "m" / "inference.onnx").is_file()
     assert r["before"]["lines"] == r["val_lines"] > 0 and r["best"]["cer"] <= r["before"]["cer"]

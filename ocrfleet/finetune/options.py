@@ -18,6 +18,7 @@ class Options:
     max_minutes: float | None = None
     batch_size: int = 8
     max_columns: int = 3200        # padded input columns per batch at most (activation memory)
+    low_memory: bool = False       # CPU: activations >= 1 MiB mmapped (about half the peak RSS, ~3x the time)
     lr: float = 5e-4               # the neck and head; the backbone gets lr * backbone_lr_scale
     backbone_lr_scale: float = 0.1
     weight_decay: float = 1e-4
