@@ -55,13 +55,18 @@ def single_device(device: str | None) -> tuple[str, int]:
     return devices[0]
 
 
-def cpu_vendor() -> str:
-    """The CPU's vendor id from /proc/cpuinfo ("GenuineIntel", "AuthenticAMD", ...; "" if unknown)."""
+def cpuinfo(field: str) -> str:
+    """A field of the first processor in /proc/cpuinfo ("model name", "vendor_id"...; "" if unknown)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
             for line in fh:
-                if line.startswith("vendor_id"):
+                if line.split(":", 1)[0].strip() == field:
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
     return ""
+
+
+def cpu_vendor() -> str:
+    """The CPU's vendor id ("GenuineIntel", "AuthenticAMD", ...; "" if unknown)."""
+    return cpuinfo("vendor_id")

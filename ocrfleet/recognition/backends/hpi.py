@@ -52,14 +52,9 @@ def choices_file() -> str:
 
 
 def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    from ocrfleet.recognition.devices import cpuinfo
+
+    return cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def versions() -> dict[str, str]:
