@@ -11,7 +11,7 @@ a leak the bound must catch: the same measurement, in the same run, has to fail 
 test cannot pass by measuring nothing.
 
 Sized for the suite (PP-OCRv6_tiny_rec, the fastest bundled model, one thread; ~40 s per backend
-on quiet cores, ~2 min on the shared 2-core box). The bound (BOUND_MB per 10,000 lines, ~8 KB per
+on quiet cores, ~2 min on the shared 2-core box). The bound (BOUND_MB per 10,000 lines, ~20 KB per
 line) catches a leak of a tensor or a per-call buffer, not one of a few hundred bytes per line:
 that is bench/memory.py's 50,000-line soak (goal < 1 MB per 10,000 lines).
 """
@@ -29,10 +29,12 @@ from ocrfleet.testing.soak import slope_after
 from .helpers import DATA, REPO
 
 MODEL = "PP-OCRv6_tiny_rec"
-LINES, EVERY, LEAK_KB = 1200, 100, 64
-# per 10,000 lines after warm-up (8 KB per line, ~36 KB per call of 4.5 lines on average); measured
-# 2026-12-01: ONNX Runtime 1.5, OpenVINO 43 (still settling), the injected 64 KB/call leak 148-160
-BOUND_MB = 80.0
+LINES, EVERY, LEAK_KB = 1200, 100, 256
+# per 10,000 lines after warm-up (20 KB per line, ~90 KB per call of 4.5 lines on average). Measured
+# 2026-12-01: ONNX Runtime 1.5; OpenVINO 43 on an AVX2 host and 81.6 on an AVX-512 one (it is still
+# settling after 300 lines: bench/memory.py's long soaks show its floor flat); a 64 KB/call leak
+# measured 148-160, so this leak (256 KB/call) makes ~570: far on both sides of the bound
+BOUND_MB = 200.0
 PEAK_MB = 400.0  # issue 12: <= 400 MB RSS per process
 
 
