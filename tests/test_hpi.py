@@ -82,16 +82,29 @@ class Burst:
         return out
 
 
+class Twice:
+    """A second engine of the same backend that runs every batch twice: half the default's speed
+    by construction, whatever else the machine does."""
+
+    def __init__(self, backend):
+        self.backend, self.name = backend, f"{backend.name}-twice"
+
+    def run(self, batch):
+        self.backend.run(batch)
+        return self.backend.run(batch)
+
+
 def test_load_bursts_on_the_default_do_not_flip_the_choice(v4_official_dir):
-    """The challenger is a twin of the default (a second engine of the same backend: as fast by
-    construction), so only the bursts could make it win: in 2 of 5 rounds they must not, in 4 of
-    5 they do (the control: the measurement sees them)."""
+    """The challenger is the default's backend at half speed, so only the bursts could make it
+    win: hitting 2 of 5 rounds they must not; hitting 4 of 5 they do (the control: the
+    measurement sees them). (An equally fast twin made this a coin toss under load: it won 2 of
+    the 3 quiet rounds by > 10 % once in CI-like conditions.)"""
     files = sources.resolve("PP-OCRv4_mobile_rec", v4_official_dir)
     default = select.default_order(files, OPTS)[0]
     batches = hpi.workload(files)
-    for hit, expected in (({0, 2}, default), ({0, 1, 2, 4}, "twin")):
+    for hit, expected in (({0, 2}, default), ({0, 1, 2, 4}, "twice")):
         loaded = {default: Burst(select.create(default, files, OPTS), hit, len(batches)),
-                  "twin": select.create(default, files, OPTS)}
+                  "twice": Twice(select.create(default, files, OPTS))}
         decision = hpi.decide(default, hpi.measure(loaded, batches, rounds=5))
         assert decision.backend == expected, (hit, decision)
 
