@@ -1,6 +1,7 @@
 """Parsing PaddleOCR device strings: "cpu", "gpu", "gpu:0", "gpu:0,1"; None = GPU 0 if present."""
 from __future__ import annotations
 
+import functools
 import glob
 import importlib.util
 
@@ -55,8 +56,10 @@ def single_device(device: str | None) -> tuple[str, int]:
     return devices[0]
 
 
+@functools.lru_cache(maxsize=None)
 def cpuinfo(field: str) -> str:
-    """A field of the first processor in /proc/cpuinfo ("model name", "vendor_id"...; "" if unknown)."""
+    """A field of the first processor in /proc/cpuinfo ("model name", "vendor_id"...; "" if
+    unknown). Read once per field: every model load asks (backend order, hpi's machine key)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
             for line in fh:

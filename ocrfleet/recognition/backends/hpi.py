@@ -1,9 +1,9 @@
 """High-performance mode: choose a backend by measurement, but never a slow one.
 
 The measured default (``select.default_order``: on the CPU ONNX Runtime, or OpenVINO for
-Paddle-format models on Intel; Paddle Inference for Paddle-format models on the GPU) is the prior. A probe times every available backend on the
-batch shapes real traffic makes, **interleaved** (backend A, B, C, then
-again, ``rounds`` times), so a burst of load from elsewhere hits every backend alike. A
+Paddle-format models on Intel; Paddle Inference for Paddle-format models on the GPU) is the
+prior. A probe times every available backend on the batch shapes real traffic makes,
+**interleaved** (backend A, B, C, then again, ``rounds`` times), so a burst of load from elsewhere hits every backend alike. A
 challenger replaces the default only when it is faster by more than ``MARGIN`` in the median of
 the per-round ratios *and* wins a clear majority of rounds; otherwise the default stays. The
 figures are stored beside the choice in ``$OCRFLEET_HOME/hpi-choices.json``, keyed by model

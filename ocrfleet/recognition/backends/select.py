@@ -43,8 +43,7 @@ GPU_ORDER = {"paddle": ("paddle", "onnxruntime", "torch"), "onnx": ("onnxruntime
 # ahead only on few repeated shapes: its cost per new input shape) in less memory; on the Intel
 # AVX-512/AMX host (2026-11-28) OpenVINO ran 1.4x ONNX Runtime. ``enable_hpi`` measures instead.
 CPU_ORDER = {"paddle": ("onnxruntime", "openvino", "paddle"), "onnx": ("onnxruntime", "openvino")}
-CPU_ORDER_BY_VENDOR = {"GenuineIntel": {"paddle": ("openvino", "onnxruntime", "paddle"),
-                                        "onnx": ("onnxruntime", "openvino")}}
+CPU_ORDER_BY_VENDOR = {"GenuineIntel": {**CPU_ORDER, "paddle": ("openvino", "onnxruntime", "paddle")}}
 
 
 def default_order(files: ModelFiles, opts: EngineOptions) -> list[str]:
