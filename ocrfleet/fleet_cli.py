@@ -63,6 +63,9 @@ def register(subparsers) -> None:
                    help="inputs without regions: a page (detect every line), one line, or auto (default)")
     s.add_argument("--det-model", dest="det_model_name", default=None,
                    help="page jobs' detector (default: OCRFLEET_DEFAULT_DET_MODEL)")
+    s.add_argument("--model-dir", dest="model_dir", default=None,
+                   help="a custom recognition model: file:///dir or s3://bucket/prefix under the workers' "
+                        "allowed_model_roots (ONNX + inference.yml, e.g. `ocrfleet finetune`'s output)")
     s.add_argument("--textline-orientation", action=argparse.BooleanOptionalAction, default=None,
                    help="page jobs: turn lines the classifier finds upside down (default off)")
     s.add_argument("--wait", action="store_true",
@@ -203,7 +206,8 @@ def _enqueue(args):
             pages=[int(p) for p in args.pages.split(",")] if args.pages else None, regions=regions,
             webhook_url=args.webhook_url, priority=priority, device=args.device, job_id=args.job_id,
             metadata=json.loads(args.metadata) if args.metadata else None, visualize=args.visualize,
-            mode=args.mode, det_model_name=args.det_model_name, use_textline_orientation=args.textline_orientation)
+            mode=args.mode, det_model_name=args.det_model_name, use_textline_orientation=args.textline_orientation,
+            model_dir=args.model_dir)
     except JobConflictError as exc:
         return _fail(Exit.CONFLICT, exc)
     except (SpecError, ValueError, TypeError, OcrFleetError) as exc:

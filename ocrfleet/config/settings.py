@@ -67,6 +67,11 @@ class Settings:
     default_batch_size: int = 8            # a job's lines per model call when its spec has no batch_size
     worker_device: str = "cpu"             # cpu | gpu:N
     worker_models: list[str] = field(default_factory=list)  # loaded + warmed in each process
+    model_dirs: list[str] = field(default_factory=list)     # NAME=/abs/dir or NAME=s3://bucket/prefix: custom models by name
+    allowed_model_roots: list[str] = field(default_factory=list)  # where a job spec's model_dir may point (dirs, s3://bucket/prefix)
+    max_model_bytes: int = 300 * 1024 * 1024  # a job's model_dir: largest inference.onnx (+ inference.yml) read
+    model_fetch_dir: str = ""              # s3:// model dirs are fetched here; "": $OCRFLEET_HOME/fetched-models
+    model_fetch_keep: int = 8              # fetched model versions kept on disk (oldest removed first)
     model_cache_size: int = 2
     cpu_threads: int = 1
     ort_shared_arena_mb: int = 512         # >0: ONNX Runtime CPU sessions share one arena, first chunk this size; 0: one per session

@@ -24,6 +24,9 @@ Version 1 (``"spec_version": 1``)::
       "mode": "auto",                              # optional: auto | page | line (inputs without regions;
                                                    #   also per input); see ocrfleet/tasks/pages.py
       "det_model_name": "PP-OCRv5_mobile_det",     # optional: page jobs' detector
+      "model_dir": "s3://models/hand-v2",          # optional: a custom recognition model (ONNX +
+                                                   #   inference.yml) under allowed_model_roots;
+                                                   #   model_name then names it (jobs/model_dirs.py)
       "use_textline_orientation": false,           # optional: page jobs turn upside-down lines
       "submitted_at": 1700000000.0
     }
@@ -92,6 +95,7 @@ SCHEMA: dict = {
         "visualize": {"type": "boolean"},
         "mode": {"enum": ["auto", "page", "line"]},                      # page jobs (tasks/pages.py)
         "det_model_name": {"type": "string", "pattern": MODEL_PATTERN},
+        "model_dir": {"type": "string", "minLength": 1, "maxLength": 1024, "pattern": r"^(s3|file)://"},
         "use_textline_orientation": {"type": "boolean"},
         "tenant": {"type": "string", "pattern": TENANT_PATTERN},
         "submitted_at": {"type": "number"},

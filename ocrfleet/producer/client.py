@@ -170,9 +170,11 @@ class Producer:
     def build_spec(self, inputs, *, model_name=None, batch_size=None, pages=None, regions=None,
                    webhook_url=None, priority="normal", device="cpu", job_id=None, metadata=None,
                    visualize=False, tenant=None, mode=None, det_model_name=None,
-                   use_textline_orientation=None) -> dict:
+                   use_textline_orientation=None, model_dir=None) -> dict:
         """``mode``: "auto" | "page" | "line" for inputs without regions (docs/fleet.md "Page jobs");
-        ``det_model_name`` / ``use_textline_orientation``: page jobs' detector and line turning."""
+        ``det_model_name`` / ``use_textline_orientation``: page jobs' detector and line turning;
+        ``model_dir``: a custom recognition model (``file:///dir`` or ``s3://bucket/prefix``) under
+        the ``allowed_model_roots`` setting, named by ``model_name`` (docs/fleet.md "Custom models")."""
         s = self.settings
         if isinstance(priority, str):
             if priority not in PRIORITY_NAMES:
@@ -197,7 +199,7 @@ class Producer:
         if tenant:
             spec["tenant"] = tenant
         for key, value in (("mode", mode), ("det_model_name", det_model_name),
-                           ("use_textline_orientation", use_textline_orientation)):
+                           ("use_textline_orientation", use_textline_orientation), ("model_dir", model_dir)):
             if value is not None:  # only when set: older workers refuse unknown spec keys
                 spec[key] = value
         return self.check(spec)
@@ -209,7 +211,7 @@ class Producer:
         s = self.settings
         jobspec.validate(spec, s.max_spec_bytes, s.max_inputs, s.max_spec_depth)
         check_refs(s, spec)
-        check_models(spec)
+        check_models(spec, s)
         return spec
 
     def submit(self, inputs, **kwargs) -> Job:
@@ -300,21 +302,27 @@ def check_refs(s: Settings, spec: dict) -> None:
                                     f"{jobspec.setting_hint('webhook_allow_private')}")
 
 
-def check_models(spec: dict) -> None:
-    """Refuse model names the workers cannot load (not in the catalogue, or of another task),
-    with the closest known names: a typo fails at submit, not on a worker."""
+def check_models(spec: dict, s: Settings | None = None) -> None:
+    """Refuse model names the workers cannot load (not in the catalogue nor the ``model_dirs``
+    setting, or of another task), with the closest known names: a typo fails at submit, not on a
+    worker. A spec's ``model_dir`` must lie under ``allowed_model_roots``; its ``model_name`` is free."""
     import difflib
 
+    from ocrfleet.jobs import model_dirs
     from ocrfleet.recognition import catalog
 
+    s = s or Settings()
+    model_dirs.check_spec(s, spec)
+    custom = model_dirs.named(s)
     for field, task in (("model_name", "rec"), ("det_model_name", "det")):
         name = spec.get(field)
-        if name is None:
+        if name is None or (task == "rec" and (name in custom or spec.get("model_dir"))):
             continue
         info = catalog.MODELS.get(name)
         if info is not None and info.task == task:
             continue
-        known = sorted(n for n, m in catalog.MODELS.items() if m.task == task)
+        known = sorted(n for n, m in catalog.MODELS.items() if m.task == task) + \
+            (sorted(custom) if task == "rec" else [])
         if info is not None:
             problem = f"{name!r} is a {info.task} model, not a {task} model"
         else:

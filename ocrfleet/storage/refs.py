@@ -36,15 +36,19 @@ def fetch(s: Settings, ref: str) -> bytes:
 
 def _fetch_s3(s: Settings, bucket: str, key: str, ref: str) -> bytes:
     try:
-        obj = s3.client(s).get_object(Bucket=bucket, Key=key)
-        if obj.get("ContentLength", 0) > s.max_input_bytes:
-            obj["Body"].close()
-            raise InputTooLargeError(f"object is {obj['ContentLength']} bytes; the limit is "
-                                     f"{s.max_input_bytes}", input_ref=ref)
-        with obj["Body"] as body:
-            return read_capped(body, s.max_input_bytes, ref)
+        return read_s3_object(s3.client(s), bucket, key, s.max_input_bytes, ref)
     except (ClientError, BotoCoreError) as exc:
         raise s3.classify(exc, ref) from exc
+
+
+def read_s3_object(client, bucket: str, key: str, limit: int, ref: str) -> bytes:
+    """An object's bytes, refused (TOO_LARGE) past ``limit`` whatever its declared length says."""
+    obj = client.get_object(Bucket=bucket, Key=key)
+    if obj.get("ContentLength", 0) > limit:
+        obj["Body"].close()
+        raise InputTooLargeError(f"object is {obj['ContentLength']} bytes; the limit is {limit}", input_ref=ref)
+    with obj["Body"] as body:
+        return read_capped(body, limit, ref)
 
 
 def resolve_file(s: Settings, path: str, ref: str) -> str:

@@ -13,6 +13,7 @@ from ocrfleet.config.settings import Settings
 from ocrfleet.errors import OcrFleetError
 from ocrfleet.redaction import redact_obj
 from ocrfleet.retry import backoff
+from ocrfleet.jobs import model_dirs
 from ocrfleet.jobs import spec as jobspec
 from ocrfleet.storage import results
 from ocrfleet.storage.s3 import TransientStorageError
@@ -44,7 +45,24 @@ def _base(s: Settings, job_id: str, spec: dict, started: float, where: str) -> d
             "device": s.worker_device, "worker": where, "metadata": spec.get("metadata"),
             "result_uri": results.result_uri(s, job_id), "started_at": started,
             "submitted_at": spec.get("submitted_at"), "webhook_url": spec.get("webhook_url"),
-            "tenant": spec.get("tenant")}
+            "tenant": spec.get("tenant"),
+            **({"model_dir": spec["model_dir"]} if isinstance(spec.get("model_dir"), str)
+               and len(spec["model_dir"]) <= 1024 else {})}
+
+
+def _model_label(s: Settings, result: dict) -> str:
+    """The metrics' model label: a catalogue or ``model_dirs`` name, ``custom`` for a job's own
+    ``model_dir``, else ``unknown`` (one label per hostile name would grow the metrics unbounded)."""
+    from ocrfleet.recognition import catalog
+
+    name = result.get("model")
+    if result.get("model_dir"):
+        return "custom"
+    try:
+        custom = model_dirs.named(s)
+    except ValueError:
+        custom = {}
+    return name if isinstance(name, str) and (name in catalog.MODELS or name in custom) else "unknown"
 
 
 @shared_task(bind=True, name=RECOGNIZE_TASK, acks_late=True, max_retries=None, throws=(JobFailed,))
@@ -125,7 +143,8 @@ def _recognize(self, spec, rejected: dict | None) -> dict:
 
     try:
         jobspec.validate(spec, s.max_spec_bytes, s.max_inputs, s.max_spec_depth)
-        with job_recognizer(s, get_cache(s).get(model)) as recognizer:  # batched in the threads pool
+        model_dirs.check_spec(s, spec)  # a custom model's location, before anything is read
+        with job_recognizer(s, get_cache(s).get(model, spec.get("model_dir"))) as recognizer:  # batched in the threads pool
             body = run_job(s, spec, recognizer, models=get_cache(s).get,
                            cancelled=lambda: recognizer.check() or state.is_cancelled(s, job_id))
         result = {**base, **body, "status": JobStatus.SUCCEEDED, "error": None, "backend": recognizer.backend_name}
@@ -151,8 +170,8 @@ def _recognize(self, spec, rejected: dict | None) -> dict:
     result["timings"]["total_s"] = round(finished - started, 4)
     if spec.get("submitted_at"):
         result["timings"]["queued_s"] = round(started - spec["submitted_at"], 4)
-        metrics.QUEUE_WAIT.labels(model).observe(max(0.0, started - spec["submitted_at"]))
-    metrics.LATENCY.labels(model).observe(finished - started)
+        metrics.QUEUE_WAIT.labels(_model_label(s, base)).observe(max(0.0, started - spec["submitted_at"]))
+    metrics.LATENCY.labels(_model_label(s, base)).observe(finished - started)
     try:
         return _finish(self, s, result, log, digest=digest, webhook_url=spec.get("webhook_url"))
     except TransientStorageError as exc:
@@ -231,9 +250,10 @@ def _finish(task, s: Settings, result: dict, log, written: bool = True, digest: 
     else:
         result = stored
     err = result.get("error") or {}
-    metrics.JOBS.labels(result["status"], result.get("model", ""), err.get("code", "")).inc()
+    label = _model_label(s, result)
+    metrics.JOBS.labels(result["status"], label, err.get("code", "")).inc()
     if result.get("summary"):
-        metrics.LINES.labels(result.get("model", "")).inc(result["summary"].get("lines", 0))
+        metrics.LINES.labels(label).inc(result["summary"].get("lines", 0))
     log.info("job.finished", status=result["status"], code=err.get("code"),
              lines=(result.get("summary") or {}).get("lines"), timings=result.get("timings"))
     url = webhook_url or result.get("webhook_url")  # the spec's own URL: stored ones are redacted

@@ -27,6 +27,7 @@ def _on_worker_init(**_):
     logs.configure(settings.log_level)
     try:
         check_secrets(settings)
+        check_model_locations(settings)
     except ValueError as exc:
         logs.get_logger().critical("worker.refused", error=str(exc))
         raise SystemExit(f"ocrfleet worker: {exc}") from None
@@ -35,13 +36,27 @@ def _on_worker_init(**_):
         metrics.serve(settings.metrics_port, settings)
     if settings.worker_pool == "threads":  # no child processes: load, warm and batch here
         _on_process_init()
-        from ocrfleet.workers.batcher import get_batcher
+        from ocrfleet.workers.batcher import get_batcher, recognizer_name
 
         from ocrfleet.workers.page_models import model_kind
 
         for name in settings.worker_models:
             if model_kind(name) == "rec":  # detectors (page jobs) are not batched across jobs
-                get_batcher(settings, name, get_cache(settings).get(name))
+                rec = get_cache(settings).get(name)
+                get_batcher(settings, recognizer_name(rec), rec)
+
+
+def check_model_locations(s) -> None:
+    """Malformed ``model_dirs`` / ``allowed_model_roots`` entries stop the worker at start (not
+    one job at a time later); ValueError naming the entry."""
+    from ocrfleet.jobs import model_dirs
+
+    model_dirs.named(s)
+    for root in s.allowed_model_roots:
+        try:
+            model_dirs.split(root)
+        except ValueError as exc:
+            raise ValueError(f"allowed_model_roots entry {root!r}: {exc}") from None
 
 
 @signals.worker_process_init.connect

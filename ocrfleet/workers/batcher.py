@@ -249,7 +249,12 @@ class JobContext:
 
 
 def recognizer_name(recognizer) -> str:
-    return getattr(getattr(recognizer, "files", None), "name", None) or f"rec-{id(recognizer):x}"
+    """The batcher's key: the model name, plus its directory for custom models (two jobs' models
+    of the same name from different directories are different models)."""
+    files = getattr(recognizer, "files", None)
+    name = getattr(files, "name", None) or f"rec-{id(recognizer):x}"
+    source = str(getattr(files, "source", ""))
+    return f"{name}@{source[len('model_dir:'):]}" if source.startswith("model_dir:") else name
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from collections import OrderedDict
 import numpy as np
 
 from ocrfleet.config.settings import Settings
-from ocrfleet.errors import OcrFleetError
+from ocrfleet.errors import ModelUnavailableError, OcrFleetError
 
 
 def parse_device(device: str) -> tuple[str, int]:
@@ -27,33 +27,43 @@ class ModelCache:
     def __init__(self, settings: Settings, on_load=None):
         self.settings = settings
         self.capacity = max(1, settings.model_cache_size)
-        self._models: OrderedDict[str, object] = OrderedDict()
+        self._models: OrderedDict[str, tuple[str, object]] = OrderedDict()  # key -> (kind, model)
         self._lock = threading.Lock()
         self.on_load = on_load  # callback(name, recognizer)
 
-    def get(self, name: str):
-        """The model ``name``: a recogniser, or a detector / textline classifier (page_models.py)."""
+    def get(self, name: str, model_dir: str | None = None):
+        """The model ``name``: a recogniser, or a detector / textline classifier (page_models.py).
+        A recogniser named in the ``model_dirs`` setting, or any with a job's ``model_dir``, is
+        loaded from that directory (workers/custom_models.py), cached by location and version."""
+        from ocrfleet.jobs import model_dirs
         from ocrfleet.workers.page_models import model_kind
 
-        kind = model_kind(name)
+        location = model_dir if model_dir is not None else model_dirs.named(self.settings).get(name)
+        key, path = name, None
+        if location is not None:
+            from ocrfleet.workers.custom_models import prepare
+
+            key, path = prepare(self.settings, name, location, trusted=model_dir is None)
+        kind = "rec" if path is not None else model_kind(name)
         with self._lock:
-            if name in self._models:
-                self._models.move_to_end(name)
-                return self._models[name]
-        rec = self._load(name)
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key][1]
+        rec = self._load(name, path, label="custom" if model_dir is not None else name)
         with self._lock:
-            self._models[name] = rec
-            self._models.move_to_end(name)
-            same = [n for n in self._models if model_kind(n) == kind]  # capacity per kind
+            self._models[key] = (kind, rec)
+            self._models.move_to_end(key)
+            same = [k for k, (kd, _) in self._models.items() if kd == kind]  # capacity per kind
             for old in same[:max(0, len(same) - self.capacity)]:
                 del self._models[old]
         return rec
 
-    def _load(self, name: str):
+    def _load(self, name: str, path=None, label: str | None = None):
+        """``label``: the model's name in metrics (``custom`` for a job's own ``model_dir``)."""
         from ocrfleet.recognition.engine import Recognizer
         from ocrfleet.workers.page_models import load, model_kind
 
-        if model_kind(name) != "rec":
+        if path is None and model_kind(name) != "rec":
             model = load(name, self.settings)
             from ocrfleet.workers.logs import get_logger
 
@@ -62,20 +72,30 @@ class ModelCache:
             if self.on_load:
                 self.on_load(name, model)
             return model
-        from ocrfleet.recognition.sources import resolve
+        from ocrfleet.recognition.sources import from_dir, resolve
 
         t0 = time.perf_counter()
         opts = engine_options(self.settings)
-        rec = Recognizer(resolve(name), opts)
-        rec.recognize([np.full((48, 160, 3), 255, np.uint8)], batch_size=1)  # warm-up
+        files = resolve(name) if path is None else from_dir(path, name, source=f"model_dir:{path}")
+        try:
+            rec = Recognizer(files, opts)
+            rec.recognize([np.full((48, 160, 3), 255, np.uint8)], batch_size=1)  # warm-up
+        except OcrFleetError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a custom model that does not load fails its job only
+            if path is None:
+                raise
+            raise ModelUnavailableError(f"model {name!r} in {str(path)!r} does not load or run: "
+                                        f"{type(exc).__name__}: {str(exc)[:300]}") from None
         rec.warm_seconds = time.perf_counter() - t0
         from ocrfleet.workers.logs import get_logger
 
         get_logger(pid=os.getpid()).info("model.loaded", model=name, backend=rec.backend_name,
                                          load_s=round(rec.load_seconds, 3), warm_s=round(rec.warm_seconds, 3),
-                                         device=opts.device, tensorrt=opts.use_tensorrt, precision=opts.precision)
+                                         device=opts.device, tensorrt=opts.use_tensorrt, precision=opts.precision,
+                                         **({"model_dir": str(path)} if path is not None else {}))
         if self.on_load:
-            self.on_load(name, rec)
+            self.on_load(label or name, rec)
         return rec
 
 

@@ -11,6 +11,7 @@ from ocrfleet.testing.servers import free_port, isolated_settings, RedisServer, 
 DATA = Path(__file__).resolve().parents[1] / "data" / "real"
 MODEL = "PP-OCRv6_tiny_rec"
 SECRET = "test-webhook-secret"
+MODELS_ROOT = "ok"  # jobs' model_dir may point under s3://models/ok (test_custom_models.py)
 
 
 @pytest.fixture(scope="session")
@@ -35,11 +36,12 @@ def webhook_receiver():
 
 
 @pytest.fixture(scope="session")
-def settings(s3_server, redis_server, webhook_receiver):
+def settings(s3_server, redis_server, webhook_receiver, tmp_path_factory):
     port = webhook_receiver.url.rsplit(":", 1)[1]  # the allow-list names host:port (a bare host: 80/443)
     return isolated_settings(
         redis_server.url, s3_server, "fleet", SECRET, MODEL, storage_backoff_base=0.3,
-        allowed_http_hosts=[f"127.0.0.1:{port}"],
+        allowed_http_hosts=[f"127.0.0.1:{port}"], allowed_model_roots=[f"s3://models/{MODELS_ROOT}"],
+        model_fetch_dir=str(tmp_path_factory.mktemp("fetched-models")),
         visibility_timeout=120, unacked_restore_interval=2, task_time_limit=90, task_soft_time_limit=80,
         storage_retries=2)
 

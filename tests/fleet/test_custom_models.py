@@ -1,0 +1,233 @@
+"""Custom recognition models in the fleet (issue 14: a fine-tuned model directory served by
+workers): the ``model_dirs`` setting, a job spec's ``model_dir`` under ``allowed_model_roots``
+(local or s3://, the real S3 server), and every hostile directory failing its job alone.
+
+The custom model is PP-OCRv6_tiny_rec's own graph written as ``ocrfleet finetune`` writes a model
+(``finetune.export.write_model_dir``) with every dictionary entry case-swapped: its text is the
+stock model's text case-swapped, so a test can tell which model read a line."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+
+from ocrfleet.config.settings import Settings
+from ocrfleet.errors import OcrFleetError
+from ocrfleet.jobs import model_dirs
+from ocrfleet.jobs.spec import SpecError
+from ocrfleet.storage.results import read_result
+from ocrfleet.workers.models import ModelCache
+
+from .conftest import DATA, MODEL, MODELS_ROOT
+
+pytestmark = pytest.mark.timeout(180)
+LINE = DATA / "rec" / "wildreceipt_lines" / "imgs" / "1_002.png"
+
+
+def swapped(text: str) -> str:
+    return "".join(c.swapcase() for c in text)
+
+
+def write_swapped_model(out: Path) -> Path:
+    from ocrfleet.finetune.export import write_model_dir
+    from ocrfleet.recognition.sources import resolve
+
+    stock = resolve(MODEL)
+    write_model_dir(out, onnx.load(str(stock.model_file)), MODEL, [swapped(c) for c in stock.characters],
+                    stock.input_shape, {"test": "case-swapped dictionary"})
+    return out
+
+
+@pytest.fixture(scope="module")
+def stock_text():
+    return read(ModelCache(Settings()).get(MODEL))
+
+
+@pytest.fixture()
+def roots(tmp_path):
+    allowed = tmp_path / "models"
+    allowed.mkdir()
+    return allowed, tmp_path / "elsewhere"
+
+
+def cache_for(allowed: Path, **kw) -> ModelCache:
+    return ModelCache(Settings(allowed_model_roots=[str(allowed)], **kw))
+
+
+def read(rec) -> str:
+    return rec.recognize([cv2.imread(str(LINE))], batch_size=1)[0][0]
+
+
+def test_location_rule():
+    assert model_dirs.split("file:///m/a/") == ("file", "", "/m/a")
+    assert model_dirs.split("/m/a") == ("file", "", "/m/a")
+    assert model_dirs.split("s3://b/p/q/") == ("s3", "b", "p/q")
+    for bad in ("m/a", "file://host/m", "/m/../etc", "s3://b", "s3://b/", "s3://b/p/../q", "http://x/m",
+                "/m/a\x00b", "file:///m/a%00", "", "s3://b/p?versionId=1"):
+        with pytest.raises(ValueError):
+            model_dirs.split(bad)
+    roots = ["/srv/models", "s3://models/ok"]
+    assert model_dirs.under_roots(roots, "file:///srv/models/hand")
+    assert not model_dirs.under_roots(roots, "file:///srv/models-evil/hand")
+    assert model_dirs.under_roots(roots, "s3://models/ok/hand")
+    assert not model_dirs.under_roots(roots, "s3://models/okay/hand")  # whole path segments only
+    assert not model_dirs.under_roots(roots, "s3://other/ok/hand")
+    assert model_dirs.named(Settings(model_dirs=["hand=/srv/models/hand", "b=s3://m/p"])) == {
+        "hand": "/srv/models/hand", "b": "s3://m/p"}
+    for bad in (["noequals"], ["bad name=/x"], ["h=relative/dir"], ["h=ftp://x/y"]):
+        with pytest.raises(ValueError, match="model_dirs entry"):
+            model_dirs.named(Settings(model_dirs=bad))
+
+
+def test_producer_checks_model_dir_and_named_models(settings):
+    from ocrfleet.producer import Producer
+
+    p = Producer(settings.replace(allowed_model_roots=["/srv/models", "s3://models/ok"],
+                                  model_dirs=["hand-v1=/srv/models/hand"]))
+    ok = p.build_spec("s3://inputs/a.png", model_name="my-hand", model_dir="s3://models/ok/hand")
+    assert ok["model_dir"] == "s3://models/ok/hand" and ok["model_name"] == "my-hand"
+    assert p.build_spec("s3://inputs/a.png", model_name="hand-v1")["model_name"] == "hand-v1"
+    with pytest.raises(SpecError, match="allowed_model_roots"):
+        p.build_spec("s3://inputs/a.png", model_name="x", model_dir="s3://models/okay/hand")
+    with pytest.raises(SpecError, match="allowed_model_roots"):
+        p.build_spec("s3://inputs/a.png", model_name="x", model_dir="file:///etc")
+    with pytest.raises(SpecError, match="'..'"):
+        p.build_spec("s3://inputs/a.png", model_name="x", model_dir="file:///srv/models/../../etc")
+    with pytest.raises(SpecError, match="model_dir"):  # schema: file or s3 only
+        p.build_spec("s3://inputs/a.png", model_name="x", model_dir="https://evil.example/m")
+    with pytest.raises(SpecError, match="did you mean 'hand-v1'"):
+        p.build_spec("s3://inputs/a.png", model_name="hand-v2")
+
+
+def test_job_model_dir_loads_and_reloads_when_it_changes(roots, stock_text):
+    allowed, _ = roots
+    d = write_swapped_model(allowed / "hand")
+    cache = cache_for(allowed)
+    rec = cache.get("my-hand", f"file://{d}")
+    assert read(rec) == swapped(stock_text) != stock_text  # the directory's dictionary, not the stock one
+    assert cache.get("my-hand", f"file://{d}") is rec
+    assert read(cache.get(MODEL)) == stock_text  # the catalogue model of the same graph is another entry
+    os.utime(d / "inference.onnx", ns=(1, 1))  # the model was replaced in place: loaded again
+    assert cache.get("my-hand", f"file://{d}") is not rec
+
+
+def test_named_model_dirs_setting(roots, stock_text):
+    allowed, _ = roots
+    d = write_swapped_model(allowed / "hand")
+    cache = ModelCache(Settings(model_dirs=[f"hand-v1={d}"]))  # the operator's: no root check
+    assert read(cache.get("hand-v1")) == swapped(stock_text)
+    from ocrfleet.workers.app import check_model_locations
+
+    with pytest.raises(ValueError, match="allowed_model_roots entry"):
+        check_model_locations(Settings(allowed_model_roots=["relative/dir"]))
+
+
+def _external_data(d: Path) -> None:
+    """One weight tensor says its bytes live in /etc/passwd (the proto edited by hand: onnx.save
+    would try to write that file)."""
+    model = onnx.load(str(d / "inference.onnx"))
+    t = max(model.graph.initializer, key=lambda t: len(t.raw_data))
+    t.ClearField("raw_data")
+    t.data_location = onnx.TensorProto.EXTERNAL
+    t.external_data.add(key="location", value="../../../../../../etc/passwd")
+    (d / "inference.onnx").write_bytes(model.SerializeToString())
+
+
+def _symlinked_file(d: Path) -> None:
+    target = d.parent.parent / "elsewhere" / "real.onnx"
+    target.parent.mkdir(exist_ok=True)
+    shutil.move(d / "inference.onnx", target)
+    (d / "inference.onnx").symlink_to(target)
+
+
+def _not_a_recogniser(d: Path) -> None:
+    from ocrfleet.recognition.sources import resolve
+
+    shutil.copy(resolve("PP-OCRv6_tiny_det", task="det").model_file, d / "inference.onnx")
+
+
+HOSTILE = {  # name -> (how the directory is spoiled, error code)
+    "corrupt onnx": (lambda d: (d / "inference.onnx").write_bytes(b"\x08\x07garbage" * 100), "MODEL_UNAVAILABLE"),
+    "external data": (_external_data, "INVALID_INPUT"),
+    "model file symlinked outside": (_symlinked_file, "INVALID_INPUT"),
+    "second onnx file": (lambda d: shutil.copy(d / "inference.onnx", d / "a.onnx"), "INVALID_INPUT"),
+    "paddle files beside": (lambda d: (d / "inference.pdiparams").write_bytes(b"x"), "INVALID_INPUT"),
+    "no dictionary": (lambda d: (d / "inference.yml").write_text("Global: {model_name: x}\n"), "MODEL_UNAVAILABLE"),
+    "a detector, not a recogniser": (_not_a_recogniser, "MODEL_UNAVAILABLE"),
+    "missing directory": (lambda d: shutil.rmtree(d), "MODEL_UNAVAILABLE"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_model_dirs_fail_with_a_code(roots, case):
+    allowed, _ = roots
+    spoil, code = HOSTILE[case]
+    d = write_swapped_model(allowed / "hand")
+    spoil(d)
+    with pytest.raises(OcrFleetError) as err:
+        cache_for(allowed).get("my-hand", f"file://{d}")
+    assert err.value.code == code, err.value
+
+
+def test_outside_roots_and_size_limit(roots):
+    allowed, elsewhere = roots
+    outside = write_swapped_model(elsewhere / "hand")
+    (allowed / "link").symlink_to(outside)  # under the root by name, outside once resolved
+    for location in (f"file://{outside}", f"file://{allowed}/link"):
+        with pytest.raises(OcrFleetError, match="allowed_model_roots") as err:
+            cache_for(allowed).get("my-hand", location)
+        assert err.value.code == "INVALID_INPUT"
+    d = write_swapped_model(allowed / "big")
+    with pytest.raises(OcrFleetError, match="max_model_bytes") as err:
+        cache_for(allowed, max_model_bytes=1000).get("my-hand", f"file://{d}")
+    assert err.value.code == "TOO_LARGE"
+
+
+def test_s3_model_dir_fetched_once_per_version(s3_server, tmp_path, stock_text):
+    d = write_swapped_model(tmp_path / "hand")
+    c = s3_server.client()
+    for f in ("inference.onnx", "inference.yml"):
+        c.put_object(Bucket="models", Key=f"ok/s3hand/{f}", Body=(d / f).read_bytes())
+    s = Settings(s3_endpoint_url=s3_server.endpoint, s3_access_key=s3_server.ak, s3_secret_key=s3_server.sk,
+                 allowed_model_roots=["s3://models/ok"], model_fetch_dir=str(tmp_path / "fetched"))
+    cache = ModelCache(s)
+    rec = cache.get("my-hand", "s3://models/ok/s3hand")
+    assert read(rec) == swapped(stock_text)
+    assert len(list((tmp_path / "fetched").iterdir())) == 1
+    assert cache.get("my-hand", "s3://models/ok/s3hand/") is rec  # same version: no second fetch
+    c.put_object(Bucket="models", Key="ok/s3hand/inference.yml", Body=(d / "inference.yml").read_bytes() + b"\n")
+    assert cache.get("my-hand", "s3://models/ok/s3hand") is not rec  # a new ETag: a new version
+    assert len(list((tmp_path / "fetched").iterdir())) == 2
+    for location, settings, code in (("s3://models/ok/nothing-here", s, "NOT_FOUND"),
+                                     ("s3://models/ok/s3hand", s.replace(max_model_bytes=1000), "TOO_LARGE"),
+                                     ("s3://models/elsewhere/s3hand", s, "INVALID_INPUT")):
+        with pytest.raises(OcrFleetError) as err:
+            ModelCache(settings).get("my-hand", location)
+        assert err.value.code == code, (location, err.value)
+
+
+def test_fleet_job_with_model_dir_and_bad_ones_harm_nothing(producer, settings, worker, s3_server, tmp_path, stock_text):
+    d = write_swapped_model(tmp_path / "hand")
+    c = s3_server.client()
+    for f in ("inference.onnx", "inference.yml"):
+        c.put_object(Bucket="models", Key=f"{MODELS_ROOT}/fleet-hand/{f}", Body=(d / f).read_bytes())
+    c.put_object(Bucket="models", Key=f"{MODELS_ROOT}/broken/inference.onnx", Body=b"not an onnx model")
+    c.put_object(Bucket="inputs", Key="custom/line.png", Body=LINE.read_bytes())
+    ref = "s3://inputs/custom/line.png"
+
+    bad = producer.submit(ref, model_name="broken", model_dir=f"s3://models/{MODELS_ROOT}/broken")
+    good = producer.submit(ref, model_name="my-hand", model_dir=f"s3://models/{MODELS_ROOT}/fleet-hand")
+    stock = producer.submit(ref)
+    bad_record = bad.result(timeout=90)
+    assert bad_record["status"] == "failed" and bad_record["error"]["code"] == "MODEL_UNAVAILABLE", bad_record
+    assert good.result(timeout=90)["status"] == "succeeded"
+    assert stock.result(timeout=90)["status"] == "succeeded"
+    result = read_result(settings, good.id)
+    assert result["model"] == "my-hand" and result["model_dir"] == f"s3://models/{MODELS_ROOT}/fleet-hand"
+    assert result["items"][0]["rec_text"] == swapped(stock_text)
+    assert read_result(settings, stock.id)["items"][0]["rec_text"] == stock_text
