@@ -37,6 +37,9 @@ def register(subparsers) -> None:
     w.add_argument("--autoscale", default=None, help="MAX,MIN processes (not recommended for models)")
     w.add_argument("--queues", "-Q", default=None,
                    help="queues to consume (default: ocr.<device>,ocr.any,ocr.webhooks)")
+    w.add_argument("--finetune", action="store_true",
+                   help="a fine-tuning worker: consume ocr.finetune (and ocr.webhooks), one job at a time "
+                        "(-c 1), training with every core (--cpu-threads default: cores); needs ocrfleet[torch]")
     w.add_argument("--hostname", "-n", default=None)
     w.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus /metrics here")
     w.add_argument("--loglevel", "-l", default="INFO")
@@ -74,6 +77,23 @@ def register(subparsers) -> None:
                    help="with --wait: print the job id and the result record as JSON instead")
     s.add_argument("--timeout", type=float, default=600.0, help="seconds --wait waits (default 600)")
     s.set_defaults(func=cmd_submit)
+
+    f = subparsers.add_parser("submit-finetune", help="enqueue a fine-tuning job (run by `ocrfleet worker --finetune`)")
+    f.add_argument("--labels", required=True, help="s3:// or file:// label file (rel_path<TAB>text; paths relative to it)")
+    f.add_argument("--output", required=True, help="s3://bucket/prefix under allowed_model_roots: the model directory")
+    f.add_argument("--model", dest="model_name", default=None, help="the model to start from (default: default_model)")
+    f.add_argument("--val", default=None, help="validation label file (default: 10%% of --labels held out)")
+    f.add_argument("--epochs", type=int, default=None)
+    f.add_argument("--max-minutes", dest="max_minutes", type=float, default=None)
+    f.add_argument("--batch-size", dest="batch_size", type=int, default=None)
+    f.add_argument("--lr", type=float, default=None)
+    f.add_argument("--job-id", default=None)
+    f.add_argument("--webhook-url", default=None)
+    f.add_argument("--metadata", default=None, help="JSON object echoed into the result")
+    f.add_argument("--priority", default="normal", help="high|normal|low|bulk or 0..9 (0 highest)")
+    f.add_argument("--wait", action="store_true", help="wait and print the record (with model_dir) as JSON")
+    f.add_argument("--timeout", type=float, default=3600.0, help="seconds --wait waits (default 3600)")
+    f.set_defaults(func=cmd_submit_finetune)
 
     r = subparsers.add_parser("result", help="print a job's stored result (JSON)")
     r.add_argument("job_id")
@@ -118,8 +138,8 @@ def worker_argv(settings, args) -> tuple[list[str], dict[str, str]]:
         env["OCRFLEET_BATCHER_MAX_LINES"] = str(args.batch_size)  # setting batcher_max_lines
     if args.models:
         env["OCRFLEET_WORKER_MODELS"] = args.models
-    if args.cpu_threads:
-        env["OCRFLEET_CPU_THREADS"] = str(args.cpu_threads)
+    if args.cpu_threads or args.finetune:
+        env["OCRFLEET_CPU_THREADS"] = str(args.cpu_threads or len(os.sched_getaffinity(0)))
     if args.tensorrt is not None:
         env["OCRFLEET_GPU_TENSORRT"] = "1" if args.tensorrt else "0"
     if args.precision:
@@ -133,7 +153,8 @@ def worker_argv(settings, args) -> tuple[list[str], dict[str, str]]:
         if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # ours: removed at worker shutdown
             env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ocrfleet-prom-")
             env["OCRFLEET_PROM_DIR_TEMP"] = "1"
-    queues = args.queues or ",".join(settings.queue(q) for q in (kind, "any", "webhooks"))
+    queues = args.queues or ",".join(settings.queue(q) for q in (
+        ("finetune", "webhooks") if args.finetune else (kind, "any", "webhooks")))
     argv = [sys.executable, "-m", "celery", "-A", "ocrfleet.workers.app", "worker",
             "-P", pool, "-Q", queues, "-l", args.loglevel]
     events = settings.task_events if args.events is None else args.events
@@ -145,7 +166,7 @@ def worker_argv(settings, args) -> tuple[list[str], dict[str, str]]:
     elif args.autoscale:
         argv += ["--autoscale", args.autoscale]
     else:
-        argv += ["-c", str(args.concurrency or (1 if kind == "gpu" else os.cpu_count() or 1))]
+        argv += ["-c", str(args.concurrency or (1 if kind == "gpu" or args.finetune else os.cpu_count() or 1))]
     if args.hostname:
         argv += ["-n", args.hostname]
     return argv, env
@@ -193,13 +214,9 @@ def _inputs_and_regions(args):
 
 def _enqueue(args):
     """Submit; the job, or the exit status after printing why not."""
-    import redis
-
-    from ocrfleet.errors import OcrFleetError
-    from ocrfleet.producer import EnqueueError, JobConflictError, SpecError
-
     priority = int(args.priority) if str(args.priority).isdigit() else args.priority
-    try:
+
+    def make():
         inputs, regions = _inputs_and_regions(args)
         return _producer().submit(
             inputs, model_name=args.model_name, batch_size=args.batch_size,
@@ -208,6 +225,18 @@ def _enqueue(args):
             metadata=json.loads(args.metadata) if args.metadata else None, visualize=args.visualize,
             mode=args.mode, det_model_name=args.det_model_name, use_textline_orientation=args.textline_orientation,
             model_dir=args.model_dir)
+    return _guarded(make)
+
+
+def _guarded(make):
+    """``make()`` (an enqueue), its refusals as exit statuses with one line on stderr."""
+    import redis
+
+    from ocrfleet.errors import OcrFleetError
+    from ocrfleet.producer import EnqueueError, JobConflictError, SpecError
+
+    try:
+        return make()
     except JobConflictError as exc:
         return _fail(Exit.CONFLICT, exc)
     except (SpecError, ValueError, TypeError, OcrFleetError) as exc:
@@ -223,6 +252,40 @@ def _fail(status: Exit, message) -> Exit:
     return status
 
 
+def _waited(job, timeout: float):
+    """The job's record once finished, or Exit.TIMEOUT (said on stderr)."""
+    try:
+        record = job.result(timeout=timeout)
+    except TimeoutError:
+        record = None
+    if record is None:
+        _stop_waiting(job)
+        return _fail(Exit.TIMEOUT, f"job {job.id} not finished after {timeout:g} s; it goes on: "
+                                   f"`ocrfleet result {job.id}` prints its result once it is done")
+    return record
+
+
+def cmd_submit_finetune(args) -> int:
+    priority = int(args.priority) if str(args.priority).isdigit() else args.priority
+    job = _guarded(lambda: _producer().submit_finetune(
+        args.labels, args.output, model_name=args.model_name, val=args.val, epochs=args.epochs,
+        max_minutes=args.max_minutes, batch_size=args.batch_size, lr=args.lr, job_id=args.job_id,
+        webhook_url=args.webhook_url, metadata=json.loads(args.metadata) if args.metadata else None,
+        priority=priority))
+    if isinstance(job, Exit) or not args.wait:
+        if not isinstance(job, Exit):
+            print(job.id)
+        return job if isinstance(job, Exit) else Exit.OK
+    record = _waited(job, args.timeout)
+    if isinstance(record, Exit):
+        return record
+    print(json.dumps(record, ensure_ascii=False))
+    if record.get("status") != "succeeded":
+        error = record.get("error") or {}
+        return _fail(Exit.FAILED, f"job {job.id} {record.get('status')}: [{error.get('code')}] {error.get('message')}")
+    return Exit.OK
+
+
 def cmd_submit(args) -> int:
     job = _enqueue(args)
     if isinstance(job, Exit):
@@ -230,14 +293,9 @@ def cmd_submit(args) -> int:
     if not args.wait:
         print(job.id)
         return Exit.OK
-    try:
-        record = job.result(timeout=args.timeout)
-    except TimeoutError:
-        record = None
-    if record is None:
-        _stop_waiting(job)
-        return _fail(Exit.TIMEOUT, f"job {job.id} not finished after {args.timeout:g} s; it goes on: "
-                                   f"`ocrfleet result {job.id}` prints its result once it is done")
+    record = _waited(job, args.timeout)
+    if isinstance(record, Exit):
+        return record
     if args.json:
         print(job.id)
         print(json.dumps(record, ensure_ascii=False))

@@ -6,7 +6,7 @@ from kombu import Exchange, Queue
 from ocrfleet.config.redis import sentinel_transport_options
 from ocrfleet.config.settings import Settings
 
-QUEUE_KINDS = ("cpu", "gpu", "any", "webhooks")
+QUEUE_KINDS = ("cpu", "gpu", "any", "webhooks", "finetune")
 PRIORITY_NAMES = {"high": 0, "normal": 3, "low": 6, "bulk": 9}  # Redis: 0 is the highest
 
 

@@ -72,6 +72,9 @@ class Settings:
     max_model_bytes: int = 300 * 1024 * 1024  # a job's model_dir: largest inference.onnx (+ inference.yml) read
     model_fetch_dir: str = ""              # s3:// model dirs are fetched here; "": $OCRFLEET_HOME/fetched-models
     model_fetch_keep: int = 8              # fetched model versions kept on disk (oldest removed first)
+    # fine-tuning jobs (docs/fleet.md "Fine-tuning jobs")
+    max_finetune_lines: int = 20_000       # labelled lines a finetune job may list
+    max_finetune_bytes: int = 1024 * 1024 * 1024  # images a finetune job may download, in all
     model_cache_size: int = 2
     cpu_threads: int = 1
     ort_shared_arena_mb: int = 512         # >0: ONNX Runtime CPU sessions share one arena, first chunk this size; 0: one per session
@@ -110,7 +113,7 @@ class Settings:
         return self.redis_url or self.broker_url
 
     def queue(self, name: str) -> str:
-        """Full queue name for ``cpu``, ``gpu``, ``any`` or ``webhooks``."""
+        """Full queue name for ``cpu``, ``gpu``, ``any``, ``webhooks`` or ``finetune``."""
         return f"{self.queue_prefix}ocr.{name}"
 
     def key(self, *parts: str) -> str:

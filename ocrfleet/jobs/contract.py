@@ -6,9 +6,11 @@ from __future__ import annotations
 import enum
 
 RECOGNIZE_TASK = "ocrfleet.recognize"
+FINETUNE_TASK = "ocrfleet.finetune"    # on its own queue, ``Settings.queue("finetune")``
 FINALIZE_TASK = "ocrfleet.finalize"
 DELIVER_TASK = "ocrfleet.deliver_webhook"
-TASKS = (RECOGNIZE_TASK, FINALIZE_TASK, DELIVER_TASK)
+JOB_TASKS = (RECOGNIZE_TASK, FINETUNE_TASK)  # tasks whose one argument is a job spec
+TASKS = (*JOB_TASKS, FINALIZE_TASK, DELIVER_TASK)
 RESULT_SCHEMA = "ocrfleet.result/v1"
 
 

@@ -11,7 +11,8 @@ from ocrfleet.config.celery import PRIORITY_NAMES, make_celery
 from ocrfleet.config.settings import Settings, load_settings
 from ocrfleet.jobs import contract
 from ocrfleet.jobs import spec as jobspec
-from ocrfleet.jobs.contract import RECOGNIZE_TASK, JobStatus
+from ocrfleet.jobs import finetune_spec
+from ocrfleet.jobs.contract import FINETUNE_TASK, RECOGNIZE_TASK, JobStatus
 from ocrfleet.producer.replication import reenqueue_claim, send_replicated
 
 
@@ -176,10 +177,7 @@ class Producer:
         ``model_dir``: a custom recognition model (``file:///dir`` or ``s3://bucket/prefix``) under
         the ``allowed_model_roots`` setting, named by ``model_name`` (docs/fleet.md "Custom models")."""
         s = self.settings
-        if isinstance(priority, str):
-            if priority not in PRIORITY_NAMES:
-                raise jobspec.SpecError(f"priority must be 0..9 or one of {sorted(PRIORITY_NAMES)}")
-            priority = PRIORITY_NAMES[priority]
+        priority = self._priority(priority)
         spec = {
             "spec_version": jobspec.SPEC_VERSION,
             "job_id": job_id or uuid.uuid4().hex,
@@ -204,11 +202,25 @@ class Producer:
                 spec[key] = value
         return self.check(spec)
 
+    @staticmethod
+    def _priority(priority) -> int:
+        if isinstance(priority, str):
+            if priority not in PRIORITY_NAMES:
+                raise jobspec.SpecError(f"priority must be 0..9 or one of {sorted(PRIORITY_NAMES)}")
+            return PRIORITY_NAMES[priority]
+        return priority
+
     def check(self, spec: dict) -> dict:
         """The producer's one validation of a spec (schema and limits, references against the
         allow-lists, model names against the catalogue); SpecError, else ``spec``. The worker
         validates again on its side (it cannot trust the queue)."""
         s = self.settings
+        if finetune_spec.is_finetune(spec):
+            finetune_spec.validate(spec, s)
+            check_refs(s, {"inputs": [{"ref": spec[k]} for k in ("labels", "val") if k in spec],
+                           "webhook_url": spec.get("webhook_url")})
+            check_models({"model_name": spec["model_name"]}, s)
+            return spec
         jobspec.validate(spec, s.max_spec_bytes, s.max_inputs, s.max_spec_depth)
         check_refs(s, spec)
         check_models(spec, s)
@@ -216,6 +228,25 @@ class Producer:
 
     def submit(self, inputs, **kwargs) -> Job:
         return self._enqueue(self.build_spec(inputs, **kwargs))
+
+    def submit_finetune(self, labels: str, output: str, *, model_name=None, val=None, epochs=None,
+                        max_minutes=None, batch_size=None, lr=None, job_id=None, webhook_url=None,
+                        metadata=None, tenant=None, priority="normal") -> Job:
+        """Enqueue a fine-tuning job (``ocrfleet.jobs.finetune_spec``): train ``model_name``
+        (default ``default_model``) on the lines of ``labels`` (an ``s3://`` or ``file://`` label
+        file, image paths relative to it) and write the model directory to ``output``
+        (``s3://bucket/prefix`` under ``allowed_model_roots``). ``job.result()["model_dir"]`` is
+        where recognition jobs then load it (``submit(..., model_dir=...)``)."""
+        spec = {"spec_version": jobspec.SPEC_VERSION, "job_id": job_id or uuid.uuid4().hex,
+                "kind": finetune_spec.KIND, "model_name": model_name or self.settings.default_model,
+                "labels": labels, "output": output, "priority": self._priority(priority),
+                "submitted_at": time.time()}
+        for key, value in (("val", val), ("epochs", epochs), ("max_minutes", max_minutes),
+                           ("batch_size", batch_size), ("lr", lr), ("webhook_url", webhook_url),
+                           ("metadata", metadata), ("tenant", tenant)):
+            if value is not None:
+                spec[key] = value
+        return self._enqueue(self.check(spec))
 
     def submit_many(self, jobs: Iterable[dict | Sequence], **common) -> list[Job]:
         """Each job is a dict of ``submit`` keyword arguments with ``inputs`` (or bare inputs).
@@ -256,8 +287,10 @@ class Producer:
                 if not reenqueue_claim(s, existing):  # enqueue_min_replicas: an unconfirmed claim is re-sent
                     return Job(self, job_id, created=False)
         try:
+            task, queue = (FINETUNE_TASK, "finetune") if finetune_spec.is_finetune(spec) \
+                else (RECOGNIZE_TASK, spec["device"])
             send_replicated(s, lambda: self.app.send_task(  # enqueue_min_replicas: WAIT (docs/failover.md)
-                RECOGNIZE_TASK, args=[spec], task_id=job_id, queue=s.queue(spec["device"]),
+                task, args=[spec], task_id=job_id, queue=s.queue(queue),
                 priority=spec["priority"]), job_id, claim=(r, key, claim))
         except Exception as exc:
             r.delete(key)  # DEL is allowed even when Redis is out of memory

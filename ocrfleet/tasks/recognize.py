@@ -28,7 +28,8 @@ def _error(code: str, message: str) -> dict:
 
 def _record(result: dict) -> dict:
     """What the result backend keeps: status, summary, URI, error (credentials redacted)."""
-    return redact_obj({k: result.get(k) for k in ("job_id", "status", "result_uri", "summary", "error", "model")})
+    keys = ("job_id", "status", "result_uri", "summary", "error", "model") + (("model_dir",) if result.get("model_dir") else ())
+    return redact_obj({k: result.get(k) for k in keys})
 
 
 def job_summary(spec: dict, task_id: str | None = None) -> dict:
@@ -74,17 +75,36 @@ def recognize(self, spec: dict, rejected: dict | None = None) -> dict:
     cancelled while running) job; a failed job raises ``JobFailed(record)`` once its result
     object, metrics and webhook are done, so Celery stores FAILURE (Flower, ``celery
     result``/``inspect`` show a failure with its error code) and ``Job.result()`` rebuilds the record."""
-    record = _recognize(self, spec, rejected)
+    return finished(run_task(self, spec, rejected, _recognition))
+
+
+def finished(record: dict) -> dict:
+    """The backend record of a finished job; a failed one is raised as ``JobFailed``."""
     if record.get("status") == JobStatus.FAILED:
         raise JobFailed(record)
     return record
 
 
-def _recognize(self, spec, rejected: dict | None) -> dict:
-    from ocrfleet.workers import metrics
+def _recognition(self, s: Settings, spec: dict, job_id: str, log) -> dict:
+    """The recognition job's own work: its result body (items, summary, timings, backend)."""
     from ocrfleet.workers.batcher import job_recognizer
-    from ocrfleet.workers.logs import get_logger
     from ocrfleet.workers.models import get_cache
+
+    jobspec.validate(spec, s.max_spec_bytes, s.max_inputs, s.max_spec_depth)
+    model_dirs.check_spec(s, spec)  # a custom model's location, before anything is read
+    with job_recognizer(s, get_cache(s).get(spec.get("model_name", s.default_model),
+                                            spec.get("model_dir"))) as recognizer:  # batched in the threads pool
+        body = run_job(s, spec, recognizer, models=get_cache(s).get,
+                       cancelled=lambda: recognizer.check() or state.is_cancelled(s, job_id))
+    return {**body, "backend": recognizer.backend_name}
+
+
+def run_task(self, spec, rejected: dict | None, work) -> dict:
+    """One job's life in a task, whatever its kind: ids checked, a screened message failed, the
+    redelivery / dead-letter / cancel checks, ``work(self, s, spec, job_id, log)`` for the result
+    body, every error mapped to a code, then the result object, record, metrics and webhook."""
+    from ocrfleet.workers import metrics
+    from ocrfleet.workers.logs import get_logger
 
     s: Settings = self.app.ocrfleet_settings
     if not isinstance(spec, dict):  # a malformed message: fail it below like any invalid spec
@@ -142,12 +162,7 @@ def _recognize(self, spec, rejected: dict | None) -> dict:
                        webhook_url=spec.get("webhook_url"))
 
     try:
-        jobspec.validate(spec, s.max_spec_bytes, s.max_inputs, s.max_spec_depth)
-        model_dirs.check_spec(s, spec)  # a custom model's location, before anything is read
-        with job_recognizer(s, get_cache(s).get(model, spec.get("model_dir"))) as recognizer:  # batched in the threads pool
-            body = run_job(s, spec, recognizer, models=get_cache(s).get,
-                           cancelled=lambda: recognizer.check() or state.is_cancelled(s, job_id))
-        result = {**base, **body, "status": JobStatus.SUCCEEDED, "error": None, "backend": recognizer.backend_name}
+        result = {**base, **work(self, s, spec, job_id, log), "status": JobStatus.SUCCEEDED, "error": None}
     except JobCancelled:
         result = {**base, "status": JobStatus.CANCELLED, "error": _cancelled()}
     except (OcrFleetError, jobspec.SpecError) as exc:

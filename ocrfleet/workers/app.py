@@ -19,7 +19,7 @@ settings = load_settings()
 kombu_fixes.apply(settings)  # survive a Redis restart, poison messages, a broker out of memory
 redaction.install_logging()  # Celery's own log lines too: no credentials, no presigned signatures
 app = make_celery(settings, main="ocrfleet-worker",
-                  include=["ocrfleet.tasks.recognize", "ocrfleet.tasks.webhooks"])
+                  include=["ocrfleet.tasks.recognize", "ocrfleet.tasks.finetune", "ocrfleet.tasks.webhooks"])
 
 
 @signals.worker_init.connect

@@ -67,7 +67,7 @@ import json
 import time
 
 _settings = None
-from ocrfleet.jobs.contract import RECOGNIZE_TASK as RECOGNIZE, TASKS as KNOWN_TASKS  # noqa: E402
+from ocrfleet.jobs.contract import JOB_TASKS, TASKS as KNOWN_TASKS  # noqa: E402
 OOM_MARKERS = ("OOM", "EXECABORT", "maxmemory")
 
 
@@ -164,7 +164,7 @@ def _body(payload: dict) -> tuple[str, str | None]:
 def _spec_stub(task: str, task_id: str, body: bytes | None) -> dict | None:
     """A replacement body for a recognition job: its id and the few top-level fields the
     failure needs (webhook, tenant, metadata-free)."""
-    if task != RECOGNIZE:
+    if task not in JOB_TASKS:
         return None
     spec = {"job_id": task_id}
     if body:

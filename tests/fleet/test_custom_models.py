@@ -231,3 +231,55 @@ def test_fleet_job_with_model_dir_and_bad_ones_harm_nothing(producer, settings, 
     assert result["model"] == "my-hand" and result["model_dir"] == f"s3://models/{MODELS_ROOT}/fleet-hand"
     assert result["items"][0]["rec_text"] == swapped(stock_text)
     assert read_result(settings, stock.id)["items"][0]["rec_text"] == stock_text
+
+
+# -- finetune jobs: trained on a worker, written to S3, served by model_dir -------------------
+
+@pytest.fixture(scope="module")
+def finetune_worker(settings, producer):
+    import uuid
+
+    from ocrfleet.config.settings import to_env
+    from ocrfleet.testing.servers import Worker
+
+    w = Worker(to_env(settings), name=f"ft{uuid.uuid4().hex[:6]}", concurrency=1, extra=["--finetune"]).start(producer.app)
+    yield w
+    w.stop()
+
+
+def test_finetune_job_trains_uploads_and_the_fleet_serves_it(producer, settings, worker, finetune_worker, s3_server):
+    pytest.importorskip("torch")
+    c = s3_server.client()
+    rows = [r for r in (DATA / "rec" / "wildreceipt_lines" / "labels.tsv").read_text().splitlines() if r.strip()]
+    train, val = [], []
+    for i, row in enumerate(rows[:8]):
+        rel, label = row.split("\t", 1)
+        c.put_object(Bucket="inputs", Key=f"ft/imgs/{i}.png", Body=(LINE.parent.parent / rel).read_bytes())
+        (train if i < 6 else val).append(f"imgs/{i}.png\t{label}")
+    train += ["../imgs/0.png\tescape", "imgs/missing.png\tgone"]  # each skipped, with its reason
+    c.put_object(Bucket="inputs", Key="ft/train.tsv", Body="\n".join(train).encode())
+    c.put_object(Bucket="inputs", Key="ft/val.tsv", Body="\n".join(val).encode())
+    output = f"s3://models/{MODELS_ROOT}/ft-{os.getpid()}"
+
+    with pytest.raises(SpecError, match="allowed_model_roots"):
+        producer.submit_finetune("s3://inputs/ft/train.tsv", "s3://models/elsewhere/x", model_name=MODEL)
+    with pytest.raises(SpecError, match="max_minutes"):
+        producer.submit_finetune("s3://inputs/ft/train.tsv", output, model_name=MODEL, max_minutes=10_000)
+    missing = producer.submit_finetune("s3://inputs/ft/nope.tsv", output, model_name=MODEL)
+    job = producer.submit_finetune("s3://inputs/ft/train.tsv", output, model_name=MODEL, val="s3://inputs/ft/val.tsv",
+                                   epochs=1, batch_size=3)
+    assert missing.result(timeout=120)["error"]["code"] == "NOT_FOUND"
+    record = job.result(timeout=170)
+    assert record["status"] == "succeeded", record
+    assert record["model_dir"] == output
+    summary = record["summary"]
+    assert summary["train_lines"] == 6 and summary["val_lines"] == 2 and summary["skipped_rows"] == 2, summary
+    assert summary["epochs_run"] == 1 and summary["stopped_by"] == "epochs"
+    problems = read_result(settings, job.id)["problems"]
+    assert any("'..'" in p for p in problems) and any("missing.png" in p for p in problems), problems
+    listed = {o["Key"] for o in c.list_objects_v2(Bucket="models", Prefix=output.split("/", 3)[3])["Contents"]}
+    assert {f"{output.split('/', 3)[3]}/{f}" for f in ("inference.onnx", "inference.yml", "finetune.json")} <= listed
+
+    served = producer.submit("s3://inputs/ft/imgs/7.png", model_name="ft-test", model_dir=output)
+    assert served.result(timeout=90)["status"] == "succeeded"
+    assert read_result(settings, served.id)["model_dir"] == output
