@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import json
 
 import cv2
@@ -86,7 +87,7 @@ def test_celery_config_follows_infra_notes():
     assert c["result_backend_transport_options"]["visibility_timeout"] == 7200
     assert c["broker_transport_options"]["unacked_restore_throttle"] == 1
     assert c["accept_content"] == ["json"] and c["worker_proc_alive_timeout"] >= 60
-    assert {q.name for q in c["task_queues"]} == {"x.ocr.cpu", "x.ocr.gpu", "x.ocr.any", "x.ocr.webhooks"}
+    assert {q.name for q in c["task_queues"]} == {"x.ocr.cpu", "x.ocr.gpu", "x.ocr.any", "x.ocr.webhooks", "x.ocr.finetune"}
 
 
 def test_worker_command_line(capsys, monkeypatch):
@@ -113,7 +114,11 @@ def test_worker_command_line(capsys, monkeypatch):
     args = parser.parse_args(["worker", "--device", "cpu", "--autoscale", "4,1", "--queues", "ocr.cpu"])
     argv, _ = fleet_cli.worker_argv(load_settings(env={}), args)
     assert argv[argv.index("--autoscale") + 1] == "4,1" and "-c" not in argv
+    argv, env = fleet_cli.worker_argv(load_settings(env={}), parser.parse_args(["worker", "--finetune"]))
+    assert argv[argv.index("-Q") + 1] == "ocr.finetune,ocr.webhooks" and argv[argv.index("-c") + 1] == "1"
+    assert env["OCRFLEET_CPU_THREADS"] == str(len(os.sched_getaffinity(0)))  # training uses every core
     for cmd in (["submit", "s3://b/k.png", "--wait"], ["webhooks", "dead-letter", "list"],
+                ["submit-finetune", "--labels", "s3://b/t.tsv", "--output", "s3://m/o"],
                 ["webhooks", "dead-letter", "replay", "--all"]):
         assert callable(parser.parse_args(cmd).func)
 
