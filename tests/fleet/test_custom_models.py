@@ -283,3 +283,30 @@ def test_finetune_job_trains_uploads_and_the_fleet_serves_it(producer, settings,
     served = producer.submit("s3://inputs/ft/imgs/7.png", model_name="ft-test", model_dir=output)
     assert served.result(timeout=90)["status"] == "succeeded"
     assert read_result(settings, served.id)["model_dir"] == output
+
+
+def test_finetune_spec_refusals():
+    from ocrfleet.jobs import finetune_spec
+
+    s = Settings(allowed_model_roots=["s3://models/ok"], task_soft_time_limit=1500)
+    good = {"spec_version": 1, "job_id": "ft-1", "kind": "finetune", "model_name": MODEL,
+            "labels": "s3://data/train.tsv", "output": "s3://models/ok/hand"}
+    assert finetune_spec.validate(dict(good), s)
+    assert finetune_spec.minutes_allowed(s) == 22  # (1500 - 180) / 60
+    DEEP = [1]
+    for _ in range(40):
+        DEEP = [DEEP]
+    bad = {
+        "labels over http": {"labels": "https://x/t.tsv"}, "'..' in labels": {"labels": "s3://data/../t.tsv"},
+        "NUL in labels": {"labels": "file:///d/t%00.tsv"}, "output on local disk": {"output": "file:///models/ok/h"},
+        "output outside the roots": {"output": "s3://models/okay/h"}, "epochs 0": {"epochs": 0},
+        "lr 2": {"lr": 2}, "batch 10000": {"batch_size": 10_000}, "unknown key": {"pickle": "x"},
+        "too long": {"max_minutes": 60}, "not finetune": {"kind": "recognize"},
+        "bad job id": {"job_id": "a\nb"}, "deep metadata": {"metadata": {"a": DEEP}},
+    }
+    for case, change in bad.items():
+        with pytest.raises(SpecError):
+            finetune_spec.validate({**good, **change}, s)
+    for not_a_dict in (None, [good], "spec"):
+        with pytest.raises(SpecError):
+            finetune_spec.validate(not_a_dict, s)
