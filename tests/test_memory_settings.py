@@ -139,3 +139,17 @@ print(json.dumps({"mb": ortb.shared_cpu_arena_mb(), "error": error}))
     out = run_child(code)
     assert out["mb"] == 64
     assert "already registered with 64 MiB, not 128" in out["error"]
+
+
+def test_no_memory_pattern_for_any_task():
+    """ONNX Runtime keeps a memory pattern per input shape; lines and pages come in ever new shapes,
+    so every session is built without one (PP-OCRv5 mobile rec: 7.1 -> 0.1 MB per 10,000 random
+    lines; docs/performance.md). Checked on the session options ONNX Runtime reports back."""
+    from ocrfleet.recognition.backends.base import EngineOptions
+    from ocrfleet.recognition.backends.onnxruntime import OnnxRuntimeBackend
+    from ocrfleet.recognition.sources import resolve
+
+    for name, task in (("PP-OCRv6_tiny_rec", "rec"), ("PP-OCRv6_tiny_det", "det"),
+                       ("PP-LCNet_x1_0_textline_ori", "cls")):
+        backend = OnnxRuntimeBackend(resolve(name, task=task), EngineOptions(cpu_threads=1))
+        assert backend.session.get_session_options().enable_mem_pattern is False, name
