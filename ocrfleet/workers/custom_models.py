@@ -15,6 +15,7 @@ import os
 import shutil
 import stat
 import tempfile
+from collections import OrderedDict
 from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -24,6 +25,7 @@ from ocrfleet.jobs import model_dirs
 from ocrfleet.jobs.model_dirs import CONFIG_FILE, MODEL_FILE
 
 MAX_CONFIG_BYTES = 16 * 1024 * 1024  # inference.yml (an 18,000-character dictionary is ~0.2 MB)
+_checked: OrderedDict[str, bool] = OrderedDict()  # local job dirs' versions already checked
 
 
 def prepare(s, name: str, location: str, trusted: bool) -> tuple[str, Path]:
@@ -36,17 +38,21 @@ def prepare(s, name: str, location: str, trusted: bool) -> tuple[str, Path]:
         version, d = _fetch_s3(s, bucket, path, location)
         return f"{name}@s3://{bucket}/{path}#{version}", d
     real = os.path.realpath(path)
-    if not trusted:
-        if not model_dirs.under_roots(s.allowed_model_roots, location, resolve=True):
-            raise InvalidInputError(f"model_dir {location!r} is not under allowed_model_roots "
-                                    "(symlinks resolved)", input_ref=location)
-        check_dir(Path(real), s.max_model_bytes, location)
+    if not trusted and not model_dirs.under_roots(s.allowed_model_roots, location, resolve=True):
+        raise InvalidInputError(f"model_dir {location!r} is not under allowed_model_roots "
+                                "(symlinks resolved)", input_ref=location)
     if not os.path.isdir(real):
-        raise ModelUnavailableError(f"model directory {location!r} does not exist")
-    stamp = [(f, st.st_mtime_ns, st.st_size) for f in sorted(os.listdir(real))
+        raise ModelUnavailableError(f"model_dir {location!r} does not exist or is not a directory")
+    stamp = [(f, st.st_mtime_ns, st.st_size, st.st_ino) for f in sorted(os.listdir(real))
              if f.endswith((".onnx", ".yml", ".pdiparams", ".json", ".pdmodel", ".txt"))
              for st in [os.stat(os.path.join(real, f))]]
-    return f"{name}@{real}#{hashlib.sha256(repr(stamp).encode()).hexdigest()[:16]}", Path(real)
+    key = f"{name}@{real}#{hashlib.sha256(repr(stamp).encode()).hexdigest()[:16]}"
+    if not trusted and key not in _checked:  # once per version: parsing the graph costs ~0.1 s
+        check_dir(Path(real), s.max_model_bytes, location)
+        _checked[key] = True
+        while len(_checked) > 256:
+            _checked.popitem(last=False)
+    return key, Path(real)
 
 
 def check_dir(d: Path, max_bytes: int, ref: str) -> None:
