@@ -61,7 +61,7 @@ def _finetune(self, s, spec: dict, job_id: str, log) -> dict:
         options.setdefault("max_minutes", finetune_spec.minutes_allowed(s))
         report = run_finetune(str(train), str(tmp / "out"), model_name=spec["model_name"],
                               model_dir=model_dirs.local_path(base_dir) if base_dir else None,
-                              val=[str(val)] if val else [], device=_device(s.worker_device),
+                              val=[str(val)] if val else [], device=s.worker_device,
                               threads=max(1, s.cpu_threads), progress=False, **options)
         _upload(s, tmp / "out", spec["output"])
     summary = {k: report.get(k) for k in ("labelled_lines", "train_lines", "val_lines", "refused_lines",
@@ -71,10 +71,6 @@ def _finetune(self, s, spec: dict, job_id: str, log) -> dict:
     return {"model_dir": spec["output"], "summary": summary,
             "problems": (skipped + list(report.get("problems") or []))[:MAX_PROBLEMS],
             "history": report.get("history"), "timings": {"fetch_s": round(fetch_s, 3)}}
-
-
-def _device(worker_device: str) -> str:
-    return "cpu" if worker_device == "cpu" else worker_device.replace("gpu", "cuda", 1)
 
 
 def _fetch_labels(s, ref: str, folder: Path, budget: list[int], skipped: list[str]) -> Path:
