@@ -26,6 +26,7 @@ Engines (all with doc orientation, unwarping and textline orientation off):
   ocrfleet-v6-*-fast  the same with preset="fast": faster-paddle's detector size (short side
                     >= 736, long side <= 1600), the PP-OCRv6 detectors' own DB thresholds
                     (0.2 / 0.4 or 0.45 / 1.4), recognition on one single-threaded engine per core
+  ocrfleet-v6-*-fast-ov  the same on OpenVINO (detector and recognition engines)
   *-list            the same engine given the whole page list in one call (faster-paddle's
                     ocr_batch; ocrfleet's predict(list), which with preset="fast" detects the next
                     page while it recognises this one); the others are called once per page
@@ -59,6 +60,11 @@ ENGINES = {  # name: (interpreter, kind, options); the default run leaves out th
         "det": "PP-OCRv6_tiny_det", "rec": "PP-OCRv6_tiny_rec", "preset": "fast"}),
     "ocrfleet-v6-small-fast": (".venv/bin/python", "ocrfleet", {
         "det": "PP-OCRv6_small_det", "rec": "PP-OCRv6_small_rec", "preset": "fast"}),
+    # the same on OpenVINO (det and rec engines), for Intel hosts
+    "ocrfleet-v6-tiny-fast-ov": (".venv/bin/python", "ocrfleet", {
+        "det": "PP-OCRv6_tiny_det", "rec": "PP-OCRv6_tiny_rec", "preset": "fast", "backend": "openvino"}),
+    "ocrfleet-v6-small-fast-ov": (".venv/bin/python", "ocrfleet", {
+        "det": "PP-OCRv6_small_det", "rec": "PP-OCRv6_small_rec", "preset": "fast", "backend": "openvino"}),
     # the whole page list in one call: faster-paddle's ocr_batch (recognition workers shared
     # across a window of pages) vs ocrfleet's predict(list) (preset="fast": next page detected
     # while this one is recognised)
