@@ -42,10 +42,13 @@ class Trainer:
         self.tg, self.charset, self.shape, self.opts, self.device = tg, charset, shape, opts, device
         self.module = tg.module.to(device)
         self.module.eval()  # frozen BN statistics; gradients still flow
-        groups = [{"params": tg.backbone, "lr": opts.lr * opts.backbone_lr_scale},
+        frozen = opts.backbone_lr_scale == 0
+        for p in tg.backbone if frozen else ():  # a frozen backbone: no backward pass through it at all
+            p.requires_grad_(False)
+        groups = [{"params": [] if frozen else tg.backbone, "lr": opts.lr * opts.backbone_lr_scale},
                   {"params": tg.head, "lr": opts.lr}]
         self.optimizer = torch.optim.AdamW([g for g in groups if g["params"]], weight_decay=opts.weight_decay)
-        self.params = tg.backbone + tg.head
+        self.params = (tg.head if frozen else tg.backbone + tg.head)
         self.skipped = 0
         self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
         self.total_steps = max(1, opts.epochs * steps_per_epoch)
