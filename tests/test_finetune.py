@@ -194,6 +194,29 @@ def test_max_minutes_exports_best_and_says_so(tmp_path, capsys, monkeypatch, low
     assert "time limit of 0.002 min reached" in err and "exporting the best checkpoint" in err
 
 
+def test_frozen_backbone_trains_only_the_head(tmp_path):
+    """``backbone_lr_scale=0``: the exported model's backbone weights are the stock model's, bit
+    for bit, while the head's changed (and no backward pass runs through the backbone)."""
+    import onnx
+    from onnx import numpy_helper
+
+    import ocrfleet
+    from ocrfleet.finetune import graph
+
+    train = _labels(tmp_path / "train.tsv", _rows(0, 6))
+    ocrfleet.finetune(str(train), str(tmp_path / "m"), model_name=MODEL, epochs=1, batch_size=3, lr=1e-3,
+                      val_fraction=0.0, augment=0.0, warmup_steps=0, backbone_lr_scale=0.0, progress=False, threads=2)
+    stock = sources.resolve(MODEL)
+    tg = graph.load(stock)
+    backbone = {tg.module.onnx_name(n) for n, p in tg.module.named_parameters() if any(p is q for q in tg.backbone)}
+    head = {tg.module.onnx_name(n) for n, p in tg.module.named_parameters() if any(p is q for q in tg.head)}
+    before = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(stock.model_file)).graph.initializer}
+    after = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(tmp_path / "m" / "inference.onnx")).graph.initializer}
+    assert backbone and head
+    assert all(np.array_equal(before[n], after[n]) for n in backbone)
+    assert sum(not np.array_equal(before[n], after[n]) for n in head) > len(head) // 2
+
+
 # --------------------------------------------------------------------------- bad input
 
 def test_bad_lines_get_one_message_each(tmp_path):
