@@ -313,19 +313,24 @@ def test_onnx_models_on_onnxruntime_do_not_import_openvino():
 
 
 def test_paddle_format_rec_on_onnxruntime_does_not_import_paddle(v4_official_dir):
-    """Worker memory: a Paddle-format recogniser's CPU default, ONNX Runtime on the cached
-    conversion, loads without importing paddle (~240 MB: a PP-OCRv4 process peaked at 380 MB
+    """Worker memory: a Paddle-format recogniser's CPU default (OpenVINO on Intel, ONNX Runtime on
+    the cached conversion elsewhere) and ONNX Runtime load without importing paddle (~240 MB: a PP-OCRv4 process peaked at 380 MB
     instead of 138 when the default order's last candidate was imported to see if it exists)."""
     import sys
 
+    from ocrfleet.recognition.backends.select import CPU_ORDER, CPU_ORDER_BY_VENDOR
+    from ocrfleet.recognition.devices import cpu_vendor
+
+    model = f"model_name='PP-OCRv4_mobile_rec', model_dir={str(v4_official_dir)!r}, cpu_threads=1"
     code = ("import sys\n"
             "from ocrfleet.recognition.api import TextRecognition\n"
-            f"r = TextRecognition(model_name='PP-OCRv4_mobile_rec', model_dir={str(v4_official_dir)!r}, cpu_threads=1)\n"
-            "print(r.backend, 'paddle' in sys.modules)\n"
-            f"TextRecognition(model_name='PP-OCRv4_mobile_rec', model_dir={str(v4_official_dir)!r}, cpu_threads=1, "
-            "backend='paddle')\n"
+            f"r = TextRecognition({model})\n"  # the default: the CPU vendor's first choice
+            f"o = TextRecognition({model}, backend='onnxruntime')\n"
+            "print(r.backend, o.backend, 'paddle' in sys.modules)\n"
+            f"TextRecognition({model}, backend='paddle')\n"
             "print('paddle' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                          env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])),
                          check=True).stdout.split()
-    assert out == ["onnxruntime", "False", "True"]
+    default = CPU_ORDER_BY_VENDOR.get(cpu_vendor(), CPU_ORDER)["paddle"][0]  # OpenVINO on Intel, else ONNX Runtime
+    assert out == [default, "onnxruntime", "False", "True"]
