@@ -310,3 +310,36 @@ def test_finetune_spec_refusals():
     for not_a_dict in (None, [good], "spec"):
         with pytest.raises(SpecError):
             finetune_spec.validate(not_a_dict, s)
+
+
+def test_finetune_label_rows_are_hostile_until_checked(s3_server, tmp_path):
+    """tasks/finetune.py's fetch of a label file and its images, row by row: unsafe paths and
+    missing images are skipped with a reason, the caps refuse the whole job (TOO_LARGE), a label
+    file that is not UTF-8 is INVALID_INPUT; the images land under private row-numbered names."""
+    from ocrfleet.tasks.finetune import _fetch_labels
+
+    c = s3_server.client()
+    c.put_object(Bucket="inputs", Key="hostile/imgs/ok.png", Body=LINE.read_bytes())
+    c.put_object(Bucket="inputs", Key="hostile/big.png", Body=b"\x89PNG" + b"0" * 5000)
+    rows = ["imgs/ok.png\tSTORE", "/etc/passwd\tabs", "../hostile/imgs/ok.png\tup", "s3://other/x.png\turl",
+            "imgs\\..\\ok.png\tbackslash", "imgs/missing.png\tgone", "no tab here", "imgs/ok.png\t"]
+    c.put_object(Bucket="inputs", Key="hostile/labels.tsv", Body="\n".join(rows).encode())
+    s = Settings(s3_endpoint_url=s3_server.endpoint, s3_access_key=s3_server.ak, s3_secret_key=s3_server.sk)
+    skipped: list[str] = []
+    labels = _fetch_labels(s, "s3://inputs/hostile/labels.tsv", tmp_path / "a", [10 ** 9], skipped)
+    kept = labels.read_text().splitlines()
+    assert kept[0] == "000001.png\tSTORE" and (tmp_path / "a" / "000001.png").read_bytes() == LINE.read_bytes()
+    assert kept[1:] == ["no tab here", "imgs/ok.png\t"]  # malformed rows: the fine-tune reports each itself
+    assert [p.split(": ", 1)[0] for p in skipped] == [f"s3://inputs/hostile/labels.tsv:{n}" for n in (2, 3, 4, 5, 6)]
+    assert sum("must be relative" in p for p in skipped) == 4 and "missing.png" in skipped[-1]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["000001.png", "labels.tsv"]
+
+    c.put_object(Bucket="inputs", Key="hostile/many.tsv", Body="\n".join(["imgs/ok.png\tx"] * 30).encode())
+    c.put_object(Bucket="inputs", Key="hostile/heavy.tsv", Body=b"big.png\tx\nbig.png\ty\n")
+    c.put_object(Bucket="inputs", Key="hostile/latin1.tsv", Body="caf\xe9.png\tcaf\xe9".encode("latin-1"))
+    for ref, settings, budget, code in (("s3://inputs/hostile/many.tsv", s.replace(max_finetune_lines=20), 10 ** 9, "TOO_LARGE"),
+                                        ("s3://inputs/hostile/heavy.tsv", s, 8000, "TOO_LARGE"),
+                                        ("s3://inputs/hostile/latin1.tsv", s, 10 ** 9, "INVALID_INPUT")):
+        with pytest.raises(OcrFleetError) as err:
+            _fetch_labels(settings, ref, tmp_path / ref.rsplit("/", 1)[1], [budget], [])
+        assert err.value.code == code, (ref, err.value)
