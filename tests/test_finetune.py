@@ -405,3 +405,18 @@ def test_batches_respect_max_columns():
     with pytest.raises(InvalidInputError, match="max_columns"):
         from ocrfleet.finetune.options import Options
         Options(labels=["a"], output="b", max_columns=10)
+
+
+def test_should_stop_ends_the_run_without_exporting(tmp_path):
+    """A fleet job's cancel: ``should_stop`` is asked every few steps; once it says yes the run
+    raises CANCELLED and writes no model."""
+    import ocrfleet
+    from ocrfleet.finetune.train import FinetuneCancelled
+
+    asked = []
+    train = _labels(tmp_path / "train.tsv", _rows(0, 6))
+    with pytest.raises(FinetuneCancelled, match="stopped on request") as err:
+        ocrfleet.finetune(str(train), str(tmp_path / "m"), model_name=MODEL, epochs=15, batch_size=3, val_fraction=0.0,
+                          augment=0.0, progress=False, threads=2, should_stop=lambda: asked.append(1) or len(asked) > 1)
+    assert err.value.code == "CANCELLED" and len(asked) == 2
+    assert not (tmp_path / "m" / "inference.onnx").exists()

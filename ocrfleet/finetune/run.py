@@ -92,13 +92,15 @@ def _load_lines(read: list, charset: Charset, shape, say, what: str, min_usable:
     return lines, problems, total, missing
 
 
-def finetune(labels, output, **kwargs) -> dict:
+def finetune(labels, output, should_stop=None, **kwargs) -> dict:
     """Fine-tune a recognition model on labelled lines; write a model directory to ``output``.
 
     ``labels``: one label file or a list (``image_path<TAB>text``, the ``ocrfleet eval`` format).
     Keyword arguments are the fields of ``ocrfleet.finetune.options.Options`` (``model_name``,
     ``model_dir``, ``val``, ``epochs``, ``max_minutes``, ``batch_size``, ``lr``, ``device``,
     ``resume``, ``force``, ...). Returns the run's report (also written to ``output/finetune.json``).
+    ``should_stop``: a callable asked every few steps (a fleet job's cancel flag); when it answers
+    true the run ends with ``FinetuneCancelled`` and nothing is exported.
     """
     opts = Options(labels=labels, output=output, **kwargs)
     say = _say(opts)
@@ -156,7 +158,7 @@ def finetune(labels, output, **kwargs) -> dict:
             + ", ".join(f"{ch!r} x{n}" for ch, n in sorted(missing.items(), key=lambda kv: -kv[1])))
 
     steps_per_epoch = len(batches(train, opts.batch_size, random.Random(0), shape, opts.max_columns))
-    trainer = Trainer(tg, charset, shape, opts, device, steps_per_epoch)
+    trainer = Trainer(tg, charset, shape, opts, device, steps_per_epoch, should_stop)
     state = {"epoch": 0, "history": [], "best": None, "best_epoch": 0, "stale": 0}
     last_pt = out / CHECKPOINTS / "last.pt"
     if opts.resume:

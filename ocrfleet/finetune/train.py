@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ocrfleet.errors import OcrFleetError
 from ocrfleet.finetune.augment import augment
 from ocrfleet.finetune.data import Charset, Line, batches, to_tensor_batch
 from ocrfleet.finetune.graph import TrainGraph
@@ -37,9 +38,19 @@ def better(a: dict, b: dict | None) -> bool:
     return b is None or (a["cer"], -a["accuracy"]) < (b["cer"], -b["accuracy"])
 
 
+class FinetuneCancelled(OcrFleetError):
+    """The run was asked to stop (``should_stop``): nothing is exported."""
+
+    code = "CANCELLED"
+
+
 class Trainer:
-    def __init__(self, tg: TrainGraph, charset: Charset, shape, opts, device: torch.device, steps_per_epoch: int):
+    STOP_CHECK_EVERY = 10  # steps between two ``should_stop`` calls
+
+    def __init__(self, tg: TrainGraph, charset: Charset, shape, opts, device: torch.device, steps_per_epoch: int,
+                 should_stop=None):
         self.tg, self.charset, self.shape, self.opts, self.device = tg, charset, shape, opts, device
+        self.should_stop = should_stop
         self.module = tg.module.to(device)
         self.module.eval()  # frozen BN statistics; gradients still flow
         frozen = opts.backbone_lr_scale == 0
@@ -135,6 +146,8 @@ class Trainer:
         with tqdm(plan, desc=f"epoch {epoch}/{self.opts.epochs}", unit="batch", file=sys.stderr,
                   disable=not self.opts.progress, leave=False) as bar:
             for lines in bar:
+                if self.should_stop and self.step % self.STOP_CHECK_EVERY == 0 and self.should_stop():
+                    raise FinetuneCancelled(f"fine-tuning stopped on request at step {self.step} (epoch {epoch})")
                 losses.append(self.train_step(lines, nrng))
                 bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", lr=f"{self.optimizer.param_groups[-1]['lr']:.2e}")
                 if self.out_of_time():

@@ -23,6 +23,8 @@ from ocrfleet.errors import InputNotFoundError, InputTooLargeError, InvalidInput
 from ocrfleet.jobs import finetune_spec, model_dirs
 from ocrfleet.jobs.contract import FINETUNE_TASK, JobFailed
 from ocrfleet.jobs.model_dirs import CONFIG_FILE, MODEL_FILE
+from ocrfleet.tasks import state
+from ocrfleet.tasks.pipeline import JobCancelled
 from ocrfleet.tasks.recognize import finished, run_task
 
 UPLOADED = (MODEL_FILE, CONFIG_FILE, "finetune.json")
@@ -37,6 +39,7 @@ def finetune(self, spec: dict, rejected: dict | None = None) -> dict:
 
 def _finetune(self, s, spec: dict, job_id: str, log) -> dict:
     from ocrfleet.finetune import finetune as run_finetune
+    from ocrfleet.finetune.train import FinetuneCancelled
     from ocrfleet.jobs.spec import SpecError
 
     if not finetune_spec.is_finetune(spec):
@@ -59,10 +62,15 @@ def _finetune(self, s, spec: dict, job_id: str, log) -> dict:
             base_dir = str(prepare(s, spec["model_name"], base_dir, trusted=True)[1])
         options = {k: spec[k] for k in ("epochs", "max_minutes", "batch_size", "lr") if k in spec}
         options.setdefault("max_minutes", finetune_spec.minutes_allowed(s))
-        report = run_finetune(str(train), str(tmp / "out"), model_name=spec["model_name"],
-                              model_dir=model_dirs.local_path(base_dir) if base_dir else None,
-                              val=[str(val)] if val else [], device=s.worker_device,
-                              threads=max(1, s.cpu_threads), progress=False, **options)
+        try:
+            report = run_finetune(str(train), str(tmp / "out"), model_name=spec["model_name"],
+                                  model_dir=model_dirs.local_path(base_dir) if base_dir else None,
+                                  val=[str(val)] if val else [], device=s.worker_device,
+                                  threads=max(1, s.cpu_threads), progress=False,
+                                  should_stop=lambda: state.is_cancelled(s, job_id), **options)
+        except FinetuneCancelled as exc:
+            log.info("finetune.cancelled", reason=str(exc))
+            raise JobCancelled(str(exc)) from None
         _upload(s, tmp / "out", spec["output"])
     summary = {k: report.get(k) for k in ("labelled_lines", "train_lines", "val_lines", "refused_lines",
                                           "before", "best", "best_epoch", "epochs_run", "stopped_by",

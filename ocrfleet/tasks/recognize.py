@@ -163,8 +163,8 @@ def run_task(self, spec, rejected: dict | None, work) -> dict:
 
     try:
         result = {**base, **work(self, s, spec, job_id, log), "status": JobStatus.SUCCEEDED, "error": None}
-    except JobCancelled:
-        result = {**base, "status": JobStatus.CANCELLED, "error": _cancelled()}
+    except JobCancelled as exc:
+        result = {**base, "status": JobStatus.CANCELLED, "error": _cancelled(str(exc))}
     except (OcrFleetError, jobspec.SpecError) as exc:
         log.warning("job.bad_input", code=exc.code, error=str(exc))
         result = {**base, "status": JobStatus.FAILED, "error": _error(exc.code, str(exc))}
@@ -226,8 +226,8 @@ def finalize(self, job: dict, status: str, code: str, message: str) -> None:
     self.app.backend.store_result(job_id, record if state_name == "SUCCESS" else JobFailed(record), state_name)
 
 
-def _cancelled() -> dict:
-    return _error("CANCELLED", "job was cancelled")
+def _cancelled(detail: str = "") -> dict:
+    return _error("CANCELLED", f"job was cancelled{': ' + detail if detail else ''}")
 
 
 def _retry(task, s: Settings, exc: Exception, log) -> None:

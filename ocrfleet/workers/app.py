@@ -9,7 +9,7 @@ from celery import signals
 from ocrfleet.config.celery import make_celery
 from ocrfleet.config.settings import load_settings
 from ocrfleet import redaction
-from ocrfleet.jobs.contract import FINALIZE_TASK, RECOGNIZE_TASK
+from ocrfleet.jobs.contract import FINALIZE_TASK, JOB_TASKS
 from ocrfleet.tasks.recognize import job_summary
 from ocrfleet.tasks.webhooks import check_secrets
 from ocrfleet.workers import kombu_fixes, logs, metrics
@@ -95,7 +95,7 @@ def _on_task_failure(sender=None, task_id=None, exception=None, args=None, **_):
     """The hard time limit kills the child: the parent finishes the job (TIME_LIMIT)."""
     from billiard.exceptions import TimeLimitExceeded
 
-    if isinstance(exception, TimeLimitExceeded) and getattr(sender, "name", "") == RECOGNIZE_TASK:
+    if isinstance(exception, TimeLimitExceeded) and getattr(sender, "name", "") in JOB_TASKS:
         _finalize(task_id, args, "failed", "TIME_LIMIT",
                   f"job exceeded the {settings.task_time_limit} s hard time limit; its process was killed")
 
@@ -103,7 +103,7 @@ def _on_task_failure(sender=None, task_id=None, exception=None, args=None, **_):
 @signals.task_revoked.connect
 def _on_task_revoked(sender=None, request=None, expired=False, **_):
     """A job cancelled while queued never runs: the parent finishes it (CANCELLED)."""
-    if getattr(sender, "name", "") == RECOGNIZE_TASK and request is not None:
+    if getattr(sender, "name", "") in JOB_TASKS and request is not None:
         _finalize(request.id, getattr(request, "args", None), "cancelled", "CANCELLED",
                   "job expired before it ran" if expired else "job was cancelled before it ran")
 

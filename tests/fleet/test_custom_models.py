@@ -343,3 +343,44 @@ def test_finetune_label_rows_are_hostile_until_checked(s3_server, tmp_path):
         with pytest.raises(OcrFleetError) as err:
             _fetch_labels(settings, ref, tmp_path / ref.rsplit("/", 1)[1], [budget], [])
         assert err.value.code == code, (ref, err.value)
+
+
+def test_finetune_job_cancelled_while_training(producer, settings, finetune_worker, s3_server):
+    """A cancel reaches a running fine-tune (its cancel flag is asked every few steps): the job
+    ends cancelled, and nothing is uploaded."""
+    pytest.importorskip("torch")
+    import time
+
+    c = s3_server.client()
+    rows = [r for r in (DATA / "rec" / "wildreceipt_lines" / "labels.tsv").read_text().splitlines() if r.strip()]
+    train = []
+    for i, row in enumerate(rows[:12]):
+        rel, label = row.split("\t", 1)
+        c.put_object(Bucket="inputs", Key=f"ftc/imgs/{i}.png", Body=(LINE.parent.parent / rel).read_bytes())
+        train.append(f"imgs/{i}.png\t{label}")
+    c.put_object(Bucket="inputs", Key="ftc/train.tsv", Body="\n".join(train).encode())
+    c.put_object(Bucket="models", Key="ftc-marker", Body=b"")  # the bucket exists, whatever ran before
+    output = f"s3://models/{MODELS_ROOT}/ftc-{os.getpid()}"
+    job = producer.submit_finetune("s3://inputs/ftc/train.tsv", output, model_name=MODEL, epochs=200, batch_size=2)
+    queued = producer.submit_finetune("s3://inputs/ftc/train.tsv", output, model_name=MODEL, epochs=200)
+    deadline = time.monotonic() + 60
+    while job.status() != "running" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(6)  # fetch, model load and the first steps
+    queued.cancel()  # -c 1: still waiting behind the first
+    job.cancel()
+
+    def stored_result(j):  # (a revoked task's record can come before its result object)
+        assert j.result(timeout=60)["status"] == "cancelled"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                return read_result(settings, j.id)
+            except Exception:  # noqa: BLE001 - not written yet
+                time.sleep(0.5)
+        raise AssertionError(f"no result object for {j.id}")
+
+    stored = stored_result(job)
+    assert stored["status"] == "cancelled" and "stopped on request" in stored["error"]["message"]  # mid-training
+    assert stored_result(queued)["error"]["message"] == "job was cancelled before it ran"  # finalized by the parent
+    assert "Contents" not in c.list_objects_v2(Bucket="models", Prefix=output.split("/", 3)[3])
