@@ -14,7 +14,6 @@ A job's ``model_dir`` must hold ``inference.onnx`` + ``inference.yml`` (with the
 """
 from __future__ import annotations
 
-import os
 import posixpath
 from urllib.parse import unquote, urlsplit
 
@@ -88,8 +87,3 @@ def check_spec(settings, spec: dict) -> None:
     if not under_roots(settings.allowed_model_roots, location):
         raise SpecError(f"model_dir: {location!r} is not under an allowed model root; to allow it, "
                         f"{setting_hint('allowed_model_roots')}")
-
-
-def local_path(location: str) -> str:
-    """The filesystem path of a ``file`` location (``split`` checked it)."""
-    return os.path.normpath(split(location)[2])

@@ -45,7 +45,7 @@ def _finetune(self, s, spec: dict, job_id: str, log) -> dict:
     if not finetune_spec.is_finetune(spec):
         raise SpecError("not a finetune spec (\"kind\": \"finetune\")")
     finetune_spec.validate(spec, s)
-    base_dir = model_dirs.named(s).get(spec["model_name"])
+    base = model_dirs.named(s).get(spec["model_name"])  # a model_dirs entry: its (fetched) directory
     with tempfile.TemporaryDirectory(prefix=f"finetune-{job_id[:40]}-") as tmp:
         tmp = Path(tmp)
         t0 = time.perf_counter()
@@ -54,17 +54,17 @@ def _finetune(self, s, spec: dict, job_id: str, log) -> dict:
         train = _fetch_labels(s, spec["labels"], tmp / "train", budget, skipped)
         val = _fetch_labels(s, spec["val"], tmp / "val", budget, skipped) if spec.get("val") else None
         fetch_s = time.perf_counter() - t0
-        log.info("finetune.fetched", lines=sum(1 for _ in open(train, encoding="utf-8")), skipped=len(skipped),
-                 seconds=round(fetch_s, 2))
-        if base_dir is not None and model_dirs.split(base_dir)[0] == "s3":
+        log.info("finetune.fetched", lines=len(train.read_text(encoding="utf-8").splitlines()),
+                 skipped=len(skipped), seconds=round(fetch_s, 2))
+        if base is not None:
             from ocrfleet.workers.custom_models import prepare
 
-            base_dir = str(prepare(s, spec["model_name"], base_dir, trusted=True)[1])
+            base = str(prepare(s, spec["model_name"], base, trusted=True)[1])
         options = {k: spec[k] for k in ("epochs", "max_minutes", "batch_size", "lr") if k in spec}
         options.setdefault("max_minutes", finetune_spec.minutes_allowed(s))
         try:
             report = run_finetune(str(train), str(tmp / "out"), model_name=spec["model_name"],
-                                  model_dir=model_dirs.local_path(base_dir) if base_dir else None,
+                                  model_dir=base,
                                   val=[str(val)] if val else [], device=s.worker_device,
                                   threads=max(1, s.cpu_threads), progress=False,
                                   should_stop=lambda: state.is_cancelled(s, job_id), **options)

@@ -64,17 +64,18 @@ def check_dir(d: Path, max_bytes: int, ref: str) -> None:
         raise InvalidInputError(f"model_dir {ref!r} must hold exactly one model, {MODEL_FILE} (found "
                                 f"{onnx or 'none'}{', Paddle-format files' if (d / 'inference.pdiparams').exists() else ''}); "
                                 "other formats are served through the model_dirs setting", input_ref=ref)
-    for fname, limit, required in ((MODEL_FILE, max_bytes, True), (CONFIG_FILE, MAX_CONFIG_BYTES, False)):
+    for fname, limit, setting in ((MODEL_FILE, max_bytes, " (max_model_bytes)"), (CONFIG_FILE, MAX_CONFIG_BYTES, "")):
         p = d / fname
-        if not p.exists() and not required:
+        if not p.exists() and fname == CONFIG_FILE:
             continue
         real = os.path.realpath(p)
-        if os.path.dirname(real) != str(d) or not stat.S_ISREG(os.stat(real).st_mode):
+        st = os.stat(real)
+        if os.path.dirname(real) != str(d) or not stat.S_ISREG(st.st_mode):
             raise InvalidInputError(f"model_dir {ref!r}: {fname} must be a regular file inside the directory",
                                     input_ref=ref)
-        if os.stat(real).st_size > limit:
-            raise InputTooLargeError(f"model_dir {ref!r}: {fname} is {os.stat(real).st_size} bytes; the "
-                                     f"limit is {limit} (max_model_bytes)", input_ref=ref)
+        if st.st_size > limit:
+            raise InputTooLargeError(f"model_dir {ref!r}: {fname} is {st.st_size} bytes; the limit is "
+                                     f"{limit}{setting}", input_ref=ref)
     check_onnx(d / MODEL_FILE, ref)
 
 
