@@ -40,6 +40,11 @@ PRINTED = ("tesseract_testing_lines", "wildreceipt_lines", "paddleocr_doc_words"
 SPLITS = ROOT / "bench" / "finetune_splits"
 TEST_FRACTION = 0.3
 MODEL = "PP-OCRv5_mobile_rec"
+# printed fonts for --mix-print / --keep-print (Debian: fonts-freefont-ttf fonts-liberation fonts-dejavu-core)
+PRINT_FONTS = [f"/usr/share/fonts/truetype/{f}" for f in (
+    "freefont/FreeMono.ttf", "freefont/FreeSerif.ttf", "freefont/FreeSans.ttf",
+    "liberation/LiberationSerif-Regular.ttf", "liberation/LiberationMono-Regular.ttf",
+    "liberation/LiberationSans-Regular.ttf", "dejavu/DejaVuSerif.ttf", "dejavu/DejaVuSans.ttf")]
 
 
 def write_splits(data: Path) -> None:
@@ -68,6 +73,28 @@ def label_file(split: Path, data_dir: Path, dest: Path) -> Path:
     return dest
 
 
+def split_printed(sets: dict, fraction: float, dest: Path) -> Path:
+    """Move ``fraction`` of each printed set of >= 50 lines into one keep file (absolute image
+    paths); the set is then reported on the rest only."""
+    keep_rows = []
+    for name in [n for n in PRINTED if n in sets]:
+        path = sets[name]
+        rows = [r.split("\t", 1) for r in path.read_text(encoding="utf-8").splitlines() if "\t" in r]
+        if len(rows) < 50:
+            continue
+        rest_rows = []
+        for rel, text in rows:
+            row = f"{(path.parent / rel).resolve()}\t{text}\n"
+            (keep_rows if held_out(rel, fraction, salt="keep") else rest_rows).append(row)
+        rest = dest / f"{name}.rest.tsv"
+        rest.write_text("".join(rest_rows), encoding="utf-8")
+        del sets[name]
+        sets[f"{name} (rest)"] = rest
+    out = dest / "keep-printed.tsv"
+    out.write_text("".join(keep_rows), encoding="utf-8")
+    return out
+
+
 def evaluate_sets(label_files: dict[str, Path], model_dir: str | None) -> dict:
     from ocrfleet.recognition.evaluate import evaluate, load_recognizer
 
@@ -92,6 +119,18 @@ def main(argv=None) -> None:
     ap.add_argument("--mix-rendered", type=int, default=0, metavar="N",
                     help="also train on N generic printed lines rendered by bench/render_lines.py (seed 7; "
                          "never an evaluation set), against forgetting")
+    ap.add_argument("--mix-print", type=int, default=0, metavar="N",
+                    help="also train on N lines of the style's vocabulary rendered in printed fonts (PRINT_FONTS, "
+                         "seed 9, no text of the test lines), against forgetting")
+    ap.add_argument("--keep-print", type=int, default=0, metavar="N",
+                    help="N more printed lines (seed 13, no text of the test or training lines) given to "
+                         "ocrfleet finetune as --keep: the run blends back towards the stock weights until "
+                         "they lose at most --max_forgetting points")
+    ap.add_argument("--keep-printed", type=float, default=0.0, metavar="FRACTION",
+                    help="this share of each printed set of >= 50 lines (chosen by a salted hash of the image "
+                         "path) is given to ocrfleet finetune as --keep lines, the rest reported as '<set> (rest)': "
+                         "the printed documents a user keeps reading, never trained on, never reported")
+    ap.add_argument("--max_forgetting", type=float, default=1.0)
     ap.add_argument("--style-font", default=None, metavar="FONT",
                     help="instead of the handwriting sets: a writing style, lines rendered in FONT by "
                          "bench/render_style.py (--style-train lines, seed 11, to train on; --style-test lines, "
@@ -132,7 +171,24 @@ def main(argv=None) -> None:
 
         render_lines.main([str(args.out / "rendered"), "--count", str(args.mix_rendered), "--seed", "7"])
         train.append(args.out / "rendered" / "labels.tsv")
+    keep = []
+    if args.mix_print or args.keep_print:
+        sys.path.insert(0, str(ROOT / "bench"))
+        import render_style
+
+        fonts = [f for f in PRINT_FONTS if Path(f).is_file()]
+        tests = [p for p in sets.values()]
+        if args.mix_print:
+            render_style.main([str(args.out / "print-train"), "--font", *fonts, "--count", str(args.mix_print),
+                               "--seed", "9", "--exclude", *map(str, tests)])
+            train.append(args.out / "print-train" / "labels.tsv")
+        if args.keep_print:
+            render_style.main([str(args.out / "print-keep"), "--font", *fonts, "--count", str(args.keep_print),
+                               "--seed", "13", "--exclude", *map(str, tests + train)])
+            keep.append(args.out / "print-keep" / "labels.tsv")
     sets.update({n: args.data / n / "labels.tsv" for n in PRINTED if (args.data / n / "labels.tsv").is_file()})
+    if args.keep_printed:
+        keep.append(split_printed(sets, args.keep_printed, labels))
     load = {"start": os.getloadavg()}
 
     if args.before:
@@ -150,6 +206,10 @@ def main(argv=None) -> None:
            "--batch_size", str(args.batch_size), "--no_progress", "--keep_checkpoints"]
     for t in train:
         cmd += ["--labels", str(t)]
+    for k in keep:
+        cmd += ["--keep", str(k)]
+    if keep:
+        cmd += ["--max_forgetting", str(args.max_forgetting)]
     if args.lr:
         cmd += ["--lr", str(args.lr)]
     if args.backbone_lr_scale is not None:
@@ -168,13 +228,15 @@ def main(argv=None) -> None:
     result = {"before": before, "after": after, "wall_seconds": round(wall, 1), "peak_rss_mb": round(peak_mb),
               "train_lines": report["train_lines"], "val_lines": report["val_lines"],
               "refused_lines": report["refused_lines"], "epochs_run": report["epochs_run"],
-              "best_epoch": report["best_epoch"], "stopped_by": report["stopped_by"],
+              "best_epoch": report["best_epoch"], "stopped_by": report["stopped_by"], "blend": report.get("blend"),
               "train_seconds": report["train_seconds"], "options": report["options"], "loadavg": load,
               "cpus": len(os.sched_getaffinity(0))}
     (args.out / "results.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     print(f"\n{report['train_lines']} training lines ({report['val_lines']} held out for early stopping), "
           f"{report['epochs_run']} epochs (best {report['best_epoch']}, stopped by {report['stopped_by']}), "
           f"wall {wall / 60:.1f} min, peak RSS {peak_mb:.0f} MB, load {load}\n")
+    if report.get("blend"):
+        print(f"blend: {json.dumps(report['blend'])}\n")
     print("| set | lines | exact before | exact after | no-space exact before | after | CER before | CER after |")
     print("|---|---|---|---|---|---|---|---|")
     for name in sets:

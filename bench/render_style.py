@@ -83,13 +83,14 @@ def render(text: str, font_path: str, rng: random.Random) -> Image.Image:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", type=Path)
-    ap.add_argument("--font", required=True)
+    ap.add_argument("--font", required=True, nargs="+", help="one font, or several: each line picks one")
     ap.add_argument("--count", type=int, default=800)
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--exclude", type=Path, nargs="*", default=[])
     args = ap.parse_args(argv)
-    if not Path(args.font).is_file():
-        raise SystemExit(f"font not found: {args.font} (Debian: apt-get install fonts-ecolier-court ...)")
+    for font in args.font:
+        if not Path(font).is_file():
+            raise SystemExit(f"font not found: {font} (Debian: apt-get install fonts-ecolier-court ...)")
     taken = set()
     for path in args.exclude:
         taken |= {ln.split("\t", 1)[1] for ln in path.read_text(encoding="utf-8").splitlines() if "\t" in ln}
@@ -102,10 +103,11 @@ def main(argv=None) -> None:
             continue
         taken.add(text)
         name = f"imgs/{len(rows):05d}.png"
-        render(text, args.font, rng).save(args.out / name)
+        font = args.font[0] if len(args.font) == 1 else rng.choice(args.font)  # one font: the seeds' old lines
+        render(text, font, rng).save(args.out / name)
         rows.append(f"{name}\t{text}\n")
     (args.out / "labels.tsv").write_text("".join(rows), encoding="utf-8")
-    print(f"wrote {len(rows)} lines in {Path(args.font).name} to {args.out}")
+    print(f"wrote {len(rows)} lines in {', '.join(Path(f).name for f in args.font)} to {args.out}")
 
 
 if __name__ == "__main__":

@@ -86,7 +86,15 @@ def register(subparsers) -> None:
     f.add_argument("--epochs", type=int, default=None)
     f.add_argument("--max-minutes", dest="max_minutes", type=float, default=None)
     f.add_argument("--batch-size", dest="batch_size", type=int, default=None)
+    f.add_argument("--keep", default=None,
+                   help="label file of lines the model must keep reading: the run blends back towards the "
+                        "stock weights until they lose at most --max-forgetting points")
+    f.add_argument("--max-forgetting", dest="max_forgetting", type=float, default=None)
     f.add_argument("--lr", type=float, default=None)
+    f.add_argument("--backbone-lr-scale", dest="backbone_lr_scale", type=float, default=None,
+                   help="the backbone's learning rate is lr times this; 0 freezes it")
+    f.add_argument("--augment", type=float, default=None)
+    f.add_argument("--patience", type=int, default=None)
     f.add_argument("--job-id", default=None)
     f.add_argument("--webhook-url", default=None)
     f.add_argument("--metadata", default=None, help="JSON object echoed into the result")
@@ -266,12 +274,13 @@ def _waited(job, timeout: float):
 
 
 def cmd_submit_finetune(args) -> int:
+    from ocrfleet.jobs import finetune_spec
+
     priority = int(args.priority) if str(args.priority).isdigit() else args.priority
     job = _guarded(lambda: _producer().submit_finetune(
-        args.labels, args.output, model_name=args.model_name, val=args.val, epochs=args.epochs,
-        max_minutes=args.max_minutes, batch_size=args.batch_size, lr=args.lr, job_id=args.job_id,
+        args.labels, args.output, model_name=args.model_name, val=args.val, keep=args.keep, job_id=args.job_id,
         webhook_url=args.webhook_url, metadata=json.loads(args.metadata) if args.metadata else None,
-        priority=priority))
+        priority=priority, **{k: getattr(args, k) for k in finetune_spec.OPTIONS if getattr(args, k) is not None}))
     if isinstance(job, Exit) or not args.wait:
         if not isinstance(job, Exit):
             print(job.id)

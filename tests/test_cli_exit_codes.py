@@ -56,3 +56,13 @@ def test_malformed_regions_are_usage_errors(n, regions, capsys):
     assert cli.main(argv) == Exit.USAGE
     err = capsys.readouterr().err
     assert err.startswith("error:") and "Traceback" not in err
+
+
+@pytest.mark.parametrize("flag, value", [("--max-forgetting", "101"), ("--backbone-lr-scale", "2"),
+                                         ("--patience", "0"), ("--augment", "-1")])
+def test_submit_finetune_options_reach_the_spec_check(flag, value, capsys):
+    """Each fine-tune option of ``ocrfleet submit-finetune`` lands in the spec under its name: an
+    out-of-range value is refused by the spec check (usage error naming it), before any enqueue."""
+    argv = ["submit-finetune", "--labels", "s3://b/t.tsv", "--output", "s3://m/o", flag, value]
+    assert cli.main(argv) == Exit.USAGE
+    assert flag[2:].replace("-", "_") in capsys.readouterr().err

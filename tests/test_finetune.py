@@ -217,6 +217,49 @@ def test_frozen_backbone_trains_only_the_head(tmp_path):
     assert sum(not np.array_equal(before[n], after[n]) for n in head) > len(head) // 2
 
 
+def _exact(model_dir, label_file) -> float:
+    from ocrfleet.recognition.evaluate import evaluate, load_recognizer
+
+    rec = load_recognizer(MODEL, str(model_dir) if model_dir else None, backend="onnxruntime", cpu_threads=2)
+    return evaluate(label_file, rec, batch_size=8, progress=False)["accuracy"]
+
+
+def test_keep_lines_blend_back_until_nothing_is_forgotten(tmp_path, capsys):
+    """A run at a learning rate that wrecks the model, with keep lines and ``max_forgetting=0``:
+    the exported weights are blended back towards the stock ones (WiSE-FT) until the keep lines
+    read as well as with the stock model, measured again on the exported ONNX directory."""
+    import ocrfleet
+
+    train = _labels(tmp_path / "train.tsv", _rows(0, 6))
+    keep = _labels(tmp_path / "keep.tsv", _rows(20, 12))
+    r = ocrfleet.finetune(str(train), str(tmp_path / "m"), model_name=MODEL, epochs=1, batch_size=3, lr=0.5,
+                          val_fraction=0.0, augment=0.0, warmup_steps=0, progress=False, threads=2,
+                          keep=[str(keep)], max_forgetting=0.0)
+    b = r["blend"]
+    stock = _exact(None, keep)
+    assert b["keep_before"]["accuracy"] == pytest.approx(stock) and stock > 0.3
+    assert b["tried"][0]["alpha"] == 1.0 and b["tried"][0]["points_lost"] > 0  # the wrecked weights forgot
+    assert b["alpha"] < 1.0 and r["keep_lines"] == 12
+    assert _exact(tmp_path / "m", keep) >= stock  # the exported blend forgets nothing
+    assert "keep lines:" in capsys.readouterr().err
+
+
+def test_keep_lines_within_budget_export_the_tuned_weights(tmp_path, capsys):
+    """``max_forgetting=100``: the fine-tuned weights go out as they are (alpha 1.0); a keep line
+    that is also a training line is not trained on."""
+    import ocrfleet
+
+    rows = _rows(0, 6)
+    train = _labels(tmp_path / "train.tsv", rows)
+    keep = _labels(tmp_path / "keep.tsv", rows[:1] + _rows(20, 3))
+    r = ocrfleet.finetune(str(train), str(tmp_path / "m"), model_name=MODEL, epochs=1, batch_size=3, lr=1e-3,
+                          val_fraction=0.0, augment=0.0, warmup_steps=0, progress=False, threads=2,
+                          keep=str(keep), max_forgetting=100)
+    assert r["blend"]["alpha"] == 1.0 and len(r["blend"]["tried"]) == 1 and r["train_lines"] == 5
+    err = capsys.readouterr().err
+    assert "is also in the keep labels" in err and "exporting the fine-tuned weights as they are" in err
+
+
 # --------------------------------------------------------------------------- bad input
 
 def test_bad_lines_get_one_message_each(tmp_path):
@@ -278,7 +321,8 @@ def test_model_without_dictionary_refused(tmp_path):
                                      ({"batch_size": "8"}, "batch_size must be"),
                                      ({"max_minutes": 0}, "max_minutes must be"),
                                      ({"resume": True, "force": True}, "not both"),
-                                     ({"device": "tpu"}, "unsupported device")])
+                                     ({"device": "tpu"}, "unsupported device"),
+                                     ({"max_forgetting": -1}, "max_forgetting must be")])
 def test_bad_options(tmp_path, kw, msg):
     import ocrfleet
     from ocrfleet.errors import OcrFleetError

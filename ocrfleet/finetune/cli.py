@@ -22,6 +22,12 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--val", action="append", default=[],
                    help="validation label file; repeatable. Without it, --val_fraction of the lines is held out")
     p.add_argument("--val_fraction", type=float, default=d.val_fraction)
+    p.add_argument("--keep", action="append", default=[],
+                   help="label file of lines the model must keep reading (e.g. your printed documents); "
+                        "repeatable. The run then blends the fine-tuned weights back towards the stock "
+                        "ones until these lines lose at most --max_forgetting points of exact match")
+    p.add_argument("--max_forgetting", type=float, default=d.max_forgetting,
+                   help="points of exact match the --keep lines may lose (default 1)")
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--max_minutes", type=float, default=None,
                    help="stop training after this many minutes and export the best checkpoint")
@@ -64,5 +70,9 @@ def run(args) -> int:
     if before:
         line += (f"; val exact {before['accuracy']:.1%} -> {best['accuracy']:.1%}, "
                  f"CER {before['cer']:.2%} -> {best['cer']:.2%} on {best['lines']} lines")
+    if report.get("blend"):
+        b = report["blend"]
+        line += (f"; keep lines exact {b['keep_before']['accuracy']:.1%} -> {b['keep_after']['accuracy']:.1%} "
+                 f"(blend alpha {b['alpha']:.1f})")
     print(line)
     return 0

@@ -14,6 +14,8 @@ class Options:
     model_dir: str | None = None
     val: list[str] = field(default_factory=list)
     val_fraction: float = 0.1      # without val: this share of the labels is held out, by path hash
+    keep: list[str] = field(default_factory=list)  # lines to keep reading: guard against forgetting
+    max_forgetting: float = 1.0    # points of exact match the keep lines may lose (blend, see blend.py)
     epochs: int = 30
     max_minutes: float | None = None
     batch_size: int = 8
@@ -39,6 +41,9 @@ class Options:
             self.labels = [self.labels]
         if isinstance(self.val, str):
             self.val = [self.val]
+        if isinstance(self.keep, str):
+            self.keep = [self.keep]
+        self.keep = [str(p) for p in self.keep or []]
         self.labels = [str(p) for p in self.labels or []]
         self.val = [str(p) for p in self.val or []]
         if not self.labels:
@@ -57,6 +62,8 @@ class Options:
             ("min_usable", _num(self.min_usable) and 0 <= self.min_usable <= 1, "a number in [0, 1]"),
             ("max_minutes", self.max_minutes is None or (_num(self.max_minutes) and self.max_minutes > 0),
              "a positive number"),
+            ("max_forgetting", _num(self.max_forgetting) and 0 <= self.max_forgetting <= 100,
+             "a number of points in [0, 100]"),
             ("patience", isinstance(self.patience, int) and self.patience >= 1, "a positive integer"),
             ("augment", _num(self.augment) and 0 <= self.augment <= 2, "a number in [0, 2]"),
             ("warmup_steps", isinstance(self.warmup_steps, int) and self.warmup_steps >= 0,

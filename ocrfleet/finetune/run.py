@@ -92,6 +92,15 @@ def _load_lines(read: list, charset: Charset, shape, say, what: str, min_usable:
     return lines, problems, total, missing
 
 
+def _without(train: list, other: list, what: str, say) -> list:
+    """``train`` less the lines whose image is also in ``other`` (each skip said)."""
+    seen = {ln.image_path.resolve() for ln in other}
+    for ln in train:
+        if ln.image_path.resolve() in seen:
+            say(f"skipped {ln.where}: image {ln.rel!r} is also in the {what} labels")
+    return [ln for ln in train if ln.image_path.resolve() not in seen]
+
+
 def finetune(labels, output, should_stop=None, **kwargs) -> dict:
     """Fine-tune a recognition model on labelled lines; write a model directory to ``output``.
 
@@ -115,6 +124,7 @@ def finetune(labels, output, should_stop=None, **kwargs) -> dict:
 
     read_train = [read_label_file(p) for p in opts.labels]  # a missing file fails before any work
     read_val = [read_label_file(p) for p in opts.val]
+    read_keep = [read_label_file(p) for p in opts.keep]
     out = _check_output(opts)
     device = _device(opts.device)
     files = sources.resolve(opts.model_name, opts.model_dir)
@@ -140,18 +150,21 @@ def finetune(labels, output, should_stop=None, **kwargs) -> dict:
         problems += vproblems
         for ch, n in vmissing.items():
             missing[ch] = missing.get(ch, 0) + n
-        seen = {ln.image_path.resolve() for ln in val}
-        overlap = [ln for ln in train if ln.image_path.resolve() in seen]
-        for ln in overlap:
-            say(f"skipped {ln.where}: image {ln.rel!r} is also in the validation labels")
-        train = [ln for ln in train if ln.image_path.resolve() not in seen]
+        train = _without(train, val, "validation", say)
     else:
         train, val = split(train, opts.val_fraction)
         say(f"no validation labels given: holding out {len(val)} of {len(train) + len(val)} lines "
             f"(val_fraction {opts.val_fraction}, chosen by a hash of the image path)"
             + ("; without validation lines the last epoch is exported" if not val else ""))
+    keep = []
+    if opts.keep:
+        keep, kproblems, _, kmissing = _load_lines(read_keep, charset, shape, say, "keep labels", opts.min_usable)
+        problems += kproblems
+        for ch, n in kmissing.items():
+            missing[ch] = missing.get(ch, 0) + n
+        train = _without(train, keep, "keep", say)
     if not train:
-        raise InvalidInputError("no training lines left after holding out the validation lines")
+        raise InvalidInputError("no training lines left after holding out the validation and keep lines")
     _prepare_output(opts, out)
     if missing:
         say("characters missing from the model's dictionary (their lines were refused): "
@@ -159,6 +172,11 @@ def finetune(labels, output, should_stop=None, **kwargs) -> dict:
 
     steps_per_epoch = len(batches(train, opts.batch_size, random.Random(0), shape, opts.max_columns))
     trainer = Trainer(tg, charset, shape, opts, device, steps_per_epoch, should_stop)
+    stock = keep_before = None
+    if keep:  # the stock model, before any resumed weights are loaded
+        stock, kb = trainer.weights(), trainer.evaluate(keep)
+        keep_before = {k: kb[k] for k in ("lines", "accuracy", "cer")}
+        say(f"stock model on {len(keep)} keep lines: exact {kb['accuracy']:.1%}, CER {kb['cer']:.2%}")
     state = {"epoch": 0, "history": [], "best": None, "best_epoch": 0, "stale": 0}
     last_pt = out / CHECKPOINTS / "last.pt"
     if opts.resume:
@@ -224,8 +242,14 @@ def finetune(labels, output, should_stop=None, **kwargs) -> dict:
     if val and state["best_epoch"] == 0:
         say("no epoch beat the stock model on the validation lines: exporting the stock weights")
     trainer.module.load_state_dict(best_weights)
+    blended = None
+    if keep:
+        from ocrfleet.finetune import blend
+
+        blended = blend.choose(trainer, stock, best_weights, keep, keep_before, opts.max_forgetting, val, say)
     provenance = {"base_model": files.name, "base_source": files.source, "best_epoch": state["best_epoch"],
-                  "train_lines": len(train), "val_lines": len(val)}
+                  "train_lines": len(train), "val_lines": len(val),
+                  **({"blend_alpha": blended["alpha"]} if blended else {})}
     export.write_model_dir(out, graph.export(tg), files.name, files.characters, shape, provenance)
     check_on = val or train[:64]
     parity = export.check_parity(out, files.name, [ln.image for ln in check_on],
@@ -239,6 +263,7 @@ def finetune(labels, output, should_stop=None, **kwargs) -> dict:
         "labelled_lines": total, "train_lines": len(train), "val_lines": len(val),
         "refused_lines": len(problems), "problems": problems, "missing_characters": missing,
         "before": state.get("before"), "best": state["best"], "best_epoch": state["best_epoch"],
+        "keep_lines": len(keep), "blend": blended,
         "epochs_run": state["epoch"], "stopped_by": stop, "history": state["history"],
         "parity": parity, "wall_seconds": round(time.monotonic() - t_start, 1),
         "train_seconds": round(trainer.elapsed(), 1),

@@ -10,8 +10,10 @@ load it as their ``model_dir`` (``jobs/model_dirs.py``). Run by ``tasks/finetune
       "model_name": "PP-OCRv5_mobile_rec",        # the model to start from (catalogue or model_dirs)
       "labels": "s3://data/hand/train.tsv",        # rel_path<TAB>text rows, paths relative to the file
       "val": "s3://data/hand/val.tsv",             # optional: else 10 % held out by path hash
+      "keep": "s3://data/printed/lines.tsv",       # optional: lines to keep reading (blend back, max_forgetting)
       "output": "s3://models/team-a/hand-v3",      # under allowed_model_roots
-      "epochs": 6, "max_minutes": 18, "batch_size": 8, "lr": 0.0005,   # optional
+      "epochs": 6, "max_minutes": 18, "batch_size": 8, "lr": 0.0005,   # optional, as ocrfleet finetune's
+      "backbone_lr_scale": 0.1, "augment": 1.0, "patience": 6, "max_forgetting": 1.0,   # options
       "webhook_url": "https://example.com/hook", "metadata": {}, "tenant": "acme",   # optional
       "priority": 3, "submitted_at": 1700000000.0
     }
@@ -27,6 +29,9 @@ from ocrfleet.jobs.spec import (JOB_ID_PATTERN, MAX_DEPTH, MODEL_PATTERN, SPEC_V
                                 depth, id_ok, setting_hint)
 
 KIND = "finetune"
+LABEL_FILES = ("labels", "val", "keep")  # label files the task fetches (with the images they name)
+OPTIONS = ("epochs", "max_minutes", "batch_size", "lr", "backbone_lr_scale", "augment", "patience",
+           "max_forgetting")  # passed to ocrfleet.finetune as they are
 TIME_MARGIN_S = 180  # downloads, export and upload, beside the training time itself
 _ref = {"type": "string", "minLength": 1, "maxLength": 2048, "pattern": r"^(s3|file)://"}
 
@@ -43,11 +48,16 @@ SCHEMA: dict = {
         "model_name": {"type": "string", "pattern": MODEL_PATTERN},
         "labels": _ref,
         "val": _ref,
+        "keep": _ref,
         "output": {"type": "string", "minLength": 1, "maxLength": 1024, "pattern": r"^s3://"},
         "epochs": {"type": "integer", "minimum": 1, "maximum": 200},
         "max_minutes": {"type": "number", "exclusiveMinimum": 0},
         "batch_size": {"type": "integer", "minimum": 1, "maximum": 64},
         "lr": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+        "backbone_lr_scale": {"type": "number", "minimum": 0, "maximum": 1},
+        "augment": {"type": "number", "minimum": 0, "maximum": 2},
+        "patience": {"type": "integer", "minimum": 1, "maximum": 200},
+        "max_forgetting": {"type": "number", "minimum": 0, "maximum": 100},
         "priority": {"type": "integer", "minimum": 0, "maximum": 9},
         "webhook_url": {"type": ["string", "null"], "maxLength": 2048, "pattern": r"^https?://"},
         "metadata": {"type": ["object", "null"]},
@@ -80,7 +90,7 @@ def validate(spec: dict, s) -> dict:
     for name, pattern in (("job_id", JOB_ID_PATTERN), ("model_name", MODEL_PATTERN), ("tenant", TENANT_PATTERN)):
         if name in spec and not id_ok(spec[name], pattern):
             raise SpecError(f"{name}: {spec[name]!r} does not match {pattern}")
-    for name in ("labels", "val"):
+    for name in LABEL_FILES:
         ref = spec.get(name)
         if ref is not None and ("\x00" in ref or "%00" in ref or ".." in urlsplit(ref).path.split("/")):
             raise SpecError(f"{name}: NUL bytes and '..' segments are not allowed: {ref!r}")

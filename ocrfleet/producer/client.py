@@ -229,20 +229,24 @@ class Producer:
     def submit(self, inputs, **kwargs) -> Job:
         return self._enqueue(self.build_spec(inputs, **kwargs))
 
-    def submit_finetune(self, labels: str, output: str, *, model_name=None, val=None, epochs=None,
-                        max_minutes=None, batch_size=None, lr=None, job_id=None, webhook_url=None,
-                        metadata=None, tenant=None, priority="normal") -> Job:
+    def submit_finetune(self, labels: str, output: str, *, model_name=None, val=None, keep=None, job_id=None,
+                        webhook_url=None, metadata=None, tenant=None, priority="normal", **options) -> Job:
         """Enqueue a fine-tuning job (``ocrfleet.jobs.finetune_spec``): train ``model_name``
         (default ``default_model``) on the lines of ``labels`` (an ``s3://`` or ``file://`` label
         file, image paths relative to it) and write the model directory to ``output``
         (``s3://bucket/prefix`` under ``allowed_model_roots``). ``job.result()["model_dir"]`` is
-        where recognition jobs then load it (``submit(..., model_dir=...)``)."""
+        where recognition jobs then load it (``submit(..., model_dir=...)``). ``keep``: a label file
+        of lines the model must keep reading (see ``ocrfleet finetune --keep``). ``options``: the
+        fine-tune's ``epochs``, ``max_minutes``, ``batch_size``, ``lr``, ``backbone_lr_scale``,
+        ``augment``, ``patience``, ``max_forgetting`` (others are refused)."""
+        unknown = sorted(set(options) - set(finetune_spec.OPTIONS))
+        if unknown:
+            raise TypeError(f"submit_finetune() got unexpected keyword arguments: {', '.join(unknown)}")
         spec = {"spec_version": jobspec.SPEC_VERSION, "job_id": job_id or uuid.uuid4().hex,
                 "kind": finetune_spec.KIND, "model_name": model_name or self.settings.default_model,
                 "labels": labels, "output": output, "priority": self._priority(priority),
                 "submitted_at": time.time()}
-        for key, value in (("val", val), ("epochs", epochs), ("max_minutes", max_minutes),
-                           ("batch_size", batch_size), ("lr", lr), ("webhook_url", webhook_url),
+        for key, value in (("val", val), ("keep", keep), *options.items(), ("webhook_url", webhook_url),
                            ("metadata", metadata), ("tenant", tenant)):
             if value is not None:
                 spec[key] = value

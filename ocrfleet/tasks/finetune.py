@@ -51,8 +51,9 @@ def _finetune(self, s, spec: dict, job_id: str, log) -> dict:
         t0 = time.perf_counter()
         budget = [s.max_finetune_bytes]
         skipped: list[str] = []
-        train = _fetch_labels(s, spec["labels"], tmp / "train", budget, skipped)
-        val = _fetch_labels(s, spec["val"], tmp / "val", budget, skipped) if spec.get("val") else None
+        files = {name: _fetch_labels(s, spec[name], tmp / name, budget, skipped)
+                 for name in finetune_spec.LABEL_FILES if spec.get(name)}
+        train = files["labels"]
         fetch_s = time.perf_counter() - t0
         log.info("finetune.fetched", lines=len(train.read_text(encoding="utf-8").splitlines()),
                  skipped=len(skipped), seconds=round(fetch_s, 2))
@@ -60,12 +61,13 @@ def _finetune(self, s, spec: dict, job_id: str, log) -> dict:
             from ocrfleet.workers.custom_models import prepare
 
             base = str(prepare(s, spec["model_name"], base, trusted=True)[1])
-        options = {k: spec[k] for k in ("epochs", "max_minutes", "batch_size", "lr") if k in spec}
+        options = {k: spec[k] for k in finetune_spec.OPTIONS if k in spec}
         options.setdefault("max_minutes", finetune_spec.minutes_allowed(s))
         try:
             report = run_finetune(str(train), str(tmp / "out"), model_name=spec["model_name"],
                                   model_dir=base,
-                                  val=[str(val)] if val else [], device=s.worker_device,
+                                  val=[str(files["val"])] if "val" in files else [],
+                                  keep=[str(files["keep"])] if "keep" in files else [], device=s.worker_device,
                                   threads=max(1, s.cpu_threads), progress=False,
                                   should_stop=lambda: state.is_cancelled(s, job_id), **options)
         except FinetuneCancelled as exc:
@@ -73,7 +75,7 @@ def _finetune(self, s, spec: dict, job_id: str, log) -> dict:
             raise JobCancelled(str(exc)) from None
         _upload(s, tmp / "out", spec["output"])
     summary = {k: report.get(k) for k in ("labelled_lines", "train_lines", "val_lines", "refused_lines",
-                                          "before", "best", "best_epoch", "epochs_run", "stopped_by",
+                                          "before", "best", "best_epoch", "epochs_run", "stopped_by", "blend",
                                           "wall_seconds", "train_seconds", "peak_rss_mb")}
     summary["skipped_rows"] = len(skipped)
     return {"model_dir": spec["output"], "summary": summary,

@@ -252,13 +252,15 @@ def test_finetune_job_trains_uploads_and_the_fleet_serves_it(producer, settings,
     c = s3_server.client()
     rows = [r for r in (DATA / "rec" / "wildreceipt_lines" / "labels.tsv").read_text().splitlines() if r.strip()]
     train, val = [], []
-    for i, row in enumerate(rows[:8]):
+    keep = []
+    for i, row in enumerate(rows[:10]):
         rel, label = row.split("\t", 1)
         c.put_object(Bucket="inputs", Key=f"ft/imgs/{i}.png", Body=(LINE.parent.parent / rel).read_bytes())
-        (train if i < 6 else val).append(f"imgs/{i}.png\t{label}")
+        (train if i < 6 else val if i < 8 else keep).append(f"imgs/{i}.png\t{label}")
     train += ["../imgs/0.png\tescape", "imgs/missing.png\tgone"]  # each skipped, with its reason
     c.put_object(Bucket="inputs", Key="ft/train.tsv", Body="\n".join(train).encode())
     c.put_object(Bucket="inputs", Key="ft/val.tsv", Body="\n".join(val).encode())
+    c.put_object(Bucket="inputs", Key="ft/keep.tsv", Body="\n".join(keep).encode())
     output = f"s3://models/{MODELS_ROOT}/ft-{os.getpid()}"
 
     with pytest.raises(SpecError, match="allowed_model_roots"):
@@ -266,7 +268,10 @@ def test_finetune_job_trains_uploads_and_the_fleet_serves_it(producer, settings,
     with pytest.raises(SpecError, match="max_minutes"):
         producer.submit_finetune("s3://inputs/ft/train.tsv", output, model_name=MODEL, max_minutes=10_000)
     missing = producer.submit_finetune("s3://inputs/ft/nope.tsv", output, model_name=MODEL)
+    with pytest.raises(TypeError, match="pickle"):
+        producer.submit_finetune("s3://inputs/ft/train.tsv", output, model_name=MODEL, pickle=1)
     job = producer.submit_finetune("s3://inputs/ft/train.tsv", output, model_name=MODEL, val="s3://inputs/ft/val.tsv",
+                                   keep="s3://inputs/ft/keep.tsv", max_forgetting=100, backbone_lr_scale=0,
                                    epochs=1, batch_size=3)
     assert missing.result(timeout=120)["error"]["code"] == "NOT_FOUND"
     record = job.result(timeout=170)
@@ -275,6 +280,7 @@ def test_finetune_job_trains_uploads_and_the_fleet_serves_it(producer, settings,
     summary = record["summary"]
     assert summary["train_lines"] == 6 and summary["val_lines"] == 2 and summary["skipped_rows"] == 2, summary
     assert summary["epochs_run"] == 1 and summary["stopped_by"] == "epochs"
+    assert summary["blend"]["keep_lines"] == 2 and summary["blend"]["alpha"] == 1.0, summary  # keep lines fetched
     problems = read_result(settings, job.id)["problems"]
     assert any("'..'" in p for p in problems) and any("missing.png" in p for p in problems), problems
     listed = {o["Key"] for o in c.list_objects_v2(Bucket="models", Prefix=output.split("/", 3)[3])["Contents"]}
@@ -303,7 +309,12 @@ def test_finetune_spec_refusals():
         "lr 2": {"lr": 2}, "batch 10000": {"batch_size": 10_000}, "unknown key": {"pickle": "x"},
         "too long": {"max_minutes": 60}, "not finetune": {"kind": "recognize"},
         "bad job id": {"job_id": "a\nb"}, "deep metadata": {"metadata": {"a": DEEP}},
+        "'..' in keep": {"keep": "s3://data/../k.tsv"}, "keep over http": {"keep": "http://x/k.tsv"},
+        "max_forgetting 101": {"max_forgetting": 101}, "backbone_lr_scale 2": {"backbone_lr_scale": 2},
+        "augment -1": {"augment": -1}, "patience 0": {"patience": 0}, "patience 1.5": {"patience": 1.5},
     }
+    assert finetune_spec.validate({**good, "keep": "s3://data/keep.tsv", "max_forgetting": 0.5,
+                                   "backbone_lr_scale": 0, "augment": 0.5, "patience": 3}, s)
     for case, change in bad.items():
         with pytest.raises(SpecError):
             finetune_spec.validate({**good, **change}, s)

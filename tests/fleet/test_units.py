@@ -119,6 +119,8 @@ def test_worker_command_line(capsys, monkeypatch):
     assert env["OCRFLEET_CPU_THREADS"] == str(len(os.sched_getaffinity(0)))  # training uses every core
     for cmd in (["submit", "s3://b/k.png", "--wait"], ["webhooks", "dead-letter", "list"],
                 ["submit-finetune", "--labels", "s3://b/t.tsv", "--output", "s3://m/o"],
+                ["submit-finetune", "--labels", "s3://b/t.tsv", "--output", "s3://m/o", "--keep", "s3://b/k.tsv",
+                 "--max-forgetting", "0.5", "--backbone-lr-scale", "0", "--augment", "0.5", "--patience", "3"],
                 ["webhooks", "dead-letter", "replay", "--all"]):
         assert callable(parser.parse_args(cmd).func)
 
