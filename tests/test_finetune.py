@@ -283,6 +283,23 @@ def test_bad_lines_get_one_message_each(tmp_path):
         assert msg.startswith(str(lf) + ":")
 
 
+def test_many_missing_characters_are_summarised_not_listed(tmp_path, capsys):
+    """A label file in a script the model lacks (35 Hangul syllables here) gets one summary line
+    naming the 30 most frequent characters and the count of the rest; the report lists them all."""
+    import ocrfleet
+
+    good = _rows(0, 3)
+    image = REC / good[0].split("\t")[0]
+    rows = good + [f"{image}\tTOTAL {chr(0xAC00 + i)}" for i in range(35)]
+    r = ocrfleet.finetune(str(_labels(tmp_path / "l.tsv", rows)), str(tmp_path / "m"), model_name=MODEL, epochs=1,
+                          batch_size=3, val_fraction=0.0, augment=0.0, min_usable=0.0, progress=False, threads=2)
+    err = capsys.readouterr().err
+    summary = [ln for ln in err.splitlines() if "missing from the model's dictionary (their lines were refused)" in ln]
+    assert len(summary) == 1 and summary[0].startswith("finetune: 35 characters missing")
+    assert "and 5 more (all in the report's missing_characters)" in summary[0]
+    assert len(r["missing_characters"]) == 35 and r["refused_lines"] == 35
+
+
 def test_run_refused_below_usable_threshold(tmp_path, capsys):
     import ocrfleet
 

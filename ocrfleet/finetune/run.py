@@ -14,6 +14,7 @@ from ocrfleet.finetune.data import Charset, batches, check_lines, read_label_fil
 from ocrfleet.finetune.options import Options
 
 CHECKPOINTS = "checkpoints"
+MISSING_SHOWN = 30  # missing characters named in the message (the report lists all)
 
 
 def _say(opts: Options):
@@ -167,8 +168,11 @@ def finetune(labels, output, should_stop=None, **kwargs) -> dict:
         raise InvalidInputError("no training lines left after holding out the validation and keep lines")
     _prepare_output(opts, out)
     if missing:
-        say("characters missing from the model's dictionary (their lines were refused): "
-            + ", ".join(f"{ch!r} x{n}" for ch, n in sorted(missing.items(), key=lambda kv: -kv[1])))
+        ranked = sorted(missing.items(), key=lambda kv: -kv[1])
+        say(f"{len(ranked)} characters missing from the model's dictionary (their lines were refused): "
+            + ", ".join(f"{ch!r} x{n}" for ch, n in ranked[:MISSING_SHOWN])
+            + (f", and {len(ranked) - MISSING_SHOWN} more (all in the report's missing_characters)"
+               if len(ranked) > MISSING_SHOWN else ""))
 
     steps_per_epoch = len(batches(train, opts.batch_size, random.Random(0), shape, opts.max_columns))
     trainer = Trainer(tg, charset, shape, opts, device, steps_per_epoch, should_stop)
