@@ -67,16 +67,18 @@ def _ctc_loss_onnx(model_file: Path, label_file: Path, characters) -> float:
 @pytest.fixture(scope="module")
 def tuned(tmp_path_factory):
     """One tiny run: 10 training lines, no validation (the last epoch is exported), 2 epochs, no
-    augmentation. (4 other lines are written to val.tsv for the checks below.)"""
+    augmentation, 3 keep lines with ``max_forgetting=100`` (so the tuned weights go out as they
+    are). (4 other lines are written to val.tsv for the checks below.)"""
     import ocrfleet
 
     d = tmp_path_factory.mktemp("ft")
     train = _labels(d / "train.tsv", _rows(0, 10))
     val = _labels(d / "val.tsv", _rows(40, 4))
     out = d / "model"
+    keep = _labels(d / "keep.tsv", _rows(50, 3))
     report = ocrfleet.finetune(str(train), str(out), model_name=MODEL, val_fraction=0.0, epochs=2, batch_size=5,
                                lr=1e-3, augment=0.0, warmup_steps=0, keep_checkpoints=True, progress=False,
-                               threads=2)
+                               threads=2, keep=str(keep), max_forgetting=100)
     yield {"dir": d, "train": train, "val": val, "out": out, "report": report}
     shutil.rmtree(d, ignore_errors=True)
 
@@ -94,6 +96,7 @@ def test_tiny_finetune_lowers_training_loss(tuned):
     assert r["parity"]["same_text"] == r["parity"]["lines"] == 10  # checked on the training lines
     losses = [h["loss"] for h in r["history"]]
     assert losses[-1] < losses[0] and r["peak_rss_mb"] > 0
+    assert r["keep_lines"] == 3 and r["blend"]["alpha"] == 1.0 and len(r["blend"]["tried"]) == 1
 
 
 def test_output_dir_loads_everywhere(tuned, capsys):
@@ -244,22 +247,6 @@ def test_keep_lines_blend_back_until_nothing_is_forgotten(tmp_path, capsys):
     assert "keep lines:" in capsys.readouterr().err
 
 
-def test_keep_lines_within_budget_export_the_tuned_weights(tmp_path, capsys):
-    """``max_forgetting=100``: the fine-tuned weights go out as they are (alpha 1.0); a keep line
-    that is also a training line is not trained on."""
-    import ocrfleet
-
-    rows = _rows(0, 6)
-    train = _labels(tmp_path / "train.tsv", rows)
-    keep = _labels(tmp_path / "keep.tsv", rows[:1] + _rows(20, 3))
-    r = ocrfleet.finetune(str(train), str(tmp_path / "m"), model_name=MODEL, epochs=1, batch_size=3, lr=1e-3,
-                          val_fraction=0.0, augment=0.0, warmup_steps=0, progress=False, threads=2,
-                          keep=str(keep), max_forgetting=100)
-    assert r["blend"]["alpha"] == 1.0 and len(r["blend"]["tried"]) == 1 and r["train_lines"] == 5
-    err = capsys.readouterr().err
-    assert "is also in the keep labels" in err and "exporting the fine-tuned weights as they are" in err
-
-
 # --------------------------------------------------------------------------- bad input
 
 def test_bad_lines_get_one_message_each(tmp_path):
@@ -285,19 +272,23 @@ def test_bad_lines_get_one_message_each(tmp_path):
 
 def test_many_missing_characters_are_summarised_not_listed(tmp_path, capsys):
     """A label file in a script the model lacks (35 Hangul syllables here) gets one summary line
-    naming the 30 most frequent characters and the count of the rest; the report lists them all."""
+    naming the 30 most frequent characters and the count of the rest; the report lists them all.
+    A training line that is also a keep line is left out of training, with a message."""
     import ocrfleet
 
     good = _rows(0, 3)
     image = REC / good[0].split("\t")[0]
     rows = good + [f"{image}\tTOTAL {chr(0xAC00 + i)}" for i in range(35)]
+    keep = _labels(tmp_path / "keep.tsv", good[:1] + _rows(20, 1))  # also a keep line: not trained on
     r = ocrfleet.finetune(str(_labels(tmp_path / "l.tsv", rows)), str(tmp_path / "m"), model_name=MODEL, epochs=1,
-                          batch_size=3, val_fraction=0.0, augment=0.0, min_usable=0.0, progress=False, threads=2)
+                          batch_size=3, val_fraction=0.0, augment=0.0, min_usable=0.0, progress=False, threads=2,
+                          keep=str(keep), max_forgetting=100)
     err = capsys.readouterr().err
     summary = [ln for ln in err.splitlines() if "missing from the model's dictionary (their lines were refused)" in ln]
     assert len(summary) == 1 and summary[0].startswith("finetune: 35 characters missing")
     assert "and 5 more (all in the report's missing_characters)" in summary[0]
     assert len(r["missing_characters"]) == 35 and r["refused_lines"] == 35
+    assert r["train_lines"] == 2 and "is also in the keep labels" in err
 
 
 def test_run_refused_below_usable_threshold(tmp_path, capsys):
