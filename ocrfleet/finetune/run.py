@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import random
+from collections import Counter
 import resource
 import shutil
 import sys
@@ -77,14 +78,13 @@ def _device(name: str):
 
 
 def _load_lines(read: list, charset: Charset, shape, say, what: str, min_usable: float):
-    lines, problems, total, missing = [], [], 0, {}
+    lines, problems, total, missing = [], [], 0, Counter()
     for got, bad in read:
         total += len(got) + len(bad)
         usable, refused, lack = check_lines(got, charset, shape)
         lines += usable
         problems += bad + refused
-        for ch, n in lack.items():
-            missing[ch] = missing.get(ch, 0) + n
+        missing.update(lack)
     for msg in problems:
         say(f"skipped {msg}")
     if not lines or len(lines) < min_usable * total:
@@ -149,8 +149,7 @@ def finetune(labels, output, should_stop=None, **kwargs) -> dict:
         val, vproblems, _, vmissing = _load_lines(read_val, charset, shape, say, "validation labels",
                                                   opts.min_usable)
         problems += vproblems
-        for ch, n in vmissing.items():
-            missing[ch] = missing.get(ch, 0) + n
+        missing.update(vmissing)
         train = _without(train, val, "validation", say)
     else:
         train, val = split(train, opts.val_fraction)
@@ -161,8 +160,7 @@ def finetune(labels, output, should_stop=None, **kwargs) -> dict:
     if opts.keep:
         keep, kproblems, _, kmissing = _load_lines(read_keep, charset, shape, say, "keep labels", opts.min_usable)
         problems += kproblems
-        for ch, n in kmissing.items():
-            missing[ch] = missing.get(ch, 0) + n
+        missing.update(kmissing)
         train = _without(train, keep, "keep", say)
     if not train:
         raise InvalidInputError("no training lines left after holding out the validation and keep lines")
@@ -265,7 +263,7 @@ def finetune(labels, output, should_stop=None, **kwargs) -> dict:
     report = {
         "output": str(out), "model_name": files.name, "base_source": files.source,
         "labelled_lines": total, "train_lines": len(train), "val_lines": len(val),
-        "refused_lines": len(problems), "problems": problems, "missing_characters": missing,
+        "refused_lines": len(problems), "problems": problems, "missing_characters": dict(missing),
         "before": state.get("before"), "best": state["best"], "best_epoch": state["best_epoch"],
         "keep_lines": len(keep), "blend": blended,
         "epochs_run": state["epoch"], "stopped_by": stop, "history": state["history"],
