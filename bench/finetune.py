@@ -138,6 +138,7 @@ def main(argv=None) -> None:
     ap.add_argument("--style-train", type=int, default=800)
     ap.add_argument("--style-test", type=int, default=200)
     ap.add_argument("--backbone_lr_scale", type=float, default=None)
+    ap.add_argument("--width_scale", default=None, help="ocrfleet finetune's --width_scale (default: its own, auto)")
     ap.add_argument("--before", type=Path, default=None,
                     help="reuse the stock model's scores from an earlier results.json (same sets)")
     ap.add_argument("--stock-only", action="store_true",
@@ -214,6 +215,8 @@ def main(argv=None) -> None:
         cmd += ["--lr", str(args.lr)]
     if args.backbone_lr_scale is not None:
         cmd += ["--backbone_lr_scale", str(args.backbone_lr_scale)]
+    if args.width_scale is not None:
+        cmd += ["--width_scale", args.width_scale]
     print(" ".join(cmd), file=sys.stderr)
     t0 = time.monotonic()
     subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(
@@ -229,12 +232,14 @@ def main(argv=None) -> None:
               "train_lines": report["train_lines"], "val_lines": report["val_lines"],
               "refused_lines": report["refused_lines"], "epochs_run": report["epochs_run"],
               "best_epoch": report["best_epoch"], "stopped_by": report["stopped_by"], "blend": report.get("blend"),
+              "width_scale": report.get("width_scale"), "width_scales_tried": report.get("width_scales_tried"),
               "train_seconds": report["train_seconds"], "options": report["options"], "loadavg": load,
               "cpus": len(os.sched_getaffinity(0))}
     (args.out / "results.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     print(f"\n{report['train_lines']} training lines ({report['val_lines']} held out for early stopping), "
           f"{report['epochs_run']} epochs (best {report['best_epoch']}, stopped by {report['stopped_by']}), "
-          f"wall {wall / 60:.1f} min, peak RSS {peak_mb:.0f} MB, load {load}\n")
+          f"width scale {report.get('width_scale')}, wall {wall / 60:.1f} min, peak RSS {peak_mb:.0f} MB, "
+          f"load {load}\n")
     if report.get("blend"):
         print(f"blend: {json.dumps(report['blend'])}\n")
     print("| set | lines | exact before | exact after | no-space exact before | after | CER before | CER after |")

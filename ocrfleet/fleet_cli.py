@@ -95,6 +95,8 @@ def register(subparsers) -> None:
                    help="the backbone's learning rate is lr times this; 0 freezes it")
     f.add_argument("--augment", type=float, default=None)
     f.add_argument("--patience", type=int, default=None)
+    f.add_argument("--width-scale", dest="width_scale", type=lambda v: "auto" if v == "auto" else float(v),
+                   default=None, help="'auto' (default) or a horizontal stretch in [0.5, 3] (see ocrfleet finetune)")
     f.add_argument("--job-id", default=None)
     f.add_argument("--webhook-url", default=None)
     f.add_argument("--metadata", default=None, help="JSON object echoed into the result")

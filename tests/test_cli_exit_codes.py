@@ -59,7 +59,7 @@ def test_malformed_regions_are_usage_errors(n, regions, capsys):
 
 
 @pytest.mark.parametrize("flag, value", [("--max-forgetting", "101"), ("--backbone-lr-scale", "2"),
-                                         ("--patience", "0"), ("--augment", "-1")])
+                                         ("--patience", "0"), ("--augment", "-1"), ("--width-scale", "9")])
 def test_submit_finetune_options_reach_the_spec_check(flag, value, capsys):
     """Each fine-tune option of ``ocrfleet submit-finetune`` lands in the spec under its name: an
     out-of-range value is refused by the spec check (usage error naming it), before any enqueue."""

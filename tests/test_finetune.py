@@ -247,6 +247,80 @@ def test_keep_lines_blend_back_until_nothing_is_forgotten(tmp_path, capsys):
     assert "keep lines:" in capsys.readouterr().err
 
 
+def _squeezed(path: Path, rows: list[str], factor: float = 0.55) -> Path:
+    """A label file of receipt lines squeezed to ``factor`` of their width (narrow "handwriting")."""
+    import cv2
+
+    out = []
+    for r in rows:
+        rel, _, label = r.partition("\t")
+        img = read_image(REC / rel)
+        dest = path.parent / f"sq-{Path(rel).name}"
+        cv2.imwrite(str(dest), cv2.resize(img, (max(1, round(img.shape[1] * factor)), img.shape[0])))
+        out.append(f"{dest}\t{label}\n")
+    path.write_text("".join(out), encoding="utf-8")
+    return path
+
+
+def test_width_scale_auto_is_chosen_trained_exported_and_served(tmp_path, capsys):
+    """Lines squeezed to 55 % of their width: ``width_scale="auto"`` scores the stock model at
+    1, 1.25, 1.5 and 2 on the validation lines and trains at the best, which must be a stretch;
+    the exported ``inference.yml`` carries it, and every reader of the directory stretches the
+    lines as training did (served text == the same graph without the scale reading pre-stretched
+    lines), so the export reads the squeezed lines better than the stock model."""
+    import yaml
+
+    import ocrfleet
+    from ocrfleet.finetune.train import better
+    from ocrfleet.recognition.backends.base import EngineOptions
+    from ocrfleet.recognition.engine import Recognizer
+    from ocrfleet.recognition.preprocess import stretch
+
+    train = _squeezed(tmp_path / "train.tsv", _rows(0, 6))
+    val = _squeezed(tmp_path / "val.tsv", _rows(20, 12))
+    out = tmp_path / "m"
+    r = ocrfleet.finetune(str(train), str(out), model_name=MODEL, val=str(val), epochs=1, batch_size=3, lr=1e-5,
+                          augment=0.0, warmup_steps=0, backbone_lr_scale=0.0, progress=False, threads=2)
+    tried = r["width_scales_tried"]
+    assert [t["width_scale"] for t in tried] == [1.0, 1.25, 1.5, 2.0]
+    best = tried[0]
+    for t in tried[1:]:
+        best = t if better(t, best) else best
+    assert r["width_scale"] == best["width_scale"] > 1.0, tried
+    assert r["before"]["accuracy"] == tried[0]["accuracy"]  # "before": the stock model as served (1.0)
+    assert "width scale auto" in capsys.readouterr().err
+    yml = yaml.safe_load((out / "inference.yml").read_text(encoding="utf-8"))
+    resize = [op["RecResizeImg"] for op in yml["PreProcess"]["transform_ops"] if "RecResizeImg" in op][0]
+    assert resize["width_scale"] == r["width_scale"] == yml["Finetune"]["width_scale"]
+    assert r["parity"]["same_text"] == r["parity"]["lines"] == 12
+
+    served = sources.resolve(None, out)
+    assert served.width_scale == r["width_scale"]
+    plain = sources.resolve(None, out)
+    plain.width_scale = 1.0  # the same graph, reading whatever it is given
+    opts = EngineOptions(device="cpu", cpu_threads=2)
+    images = [read_image(ln.image_path) for ln in data.read_label_file(val)[0]]
+    a = Recognizer(served, opts, backend="onnxruntime").recognize(images)
+    b = Recognizer(plain, opts, backend="onnxruntime").recognize([stretch(im, r["width_scale"]) for im in images])
+    assert a == b
+    assert _exact(out, val) > _exact(None, val)
+
+
+def test_bad_width_scale_in_a_model_dir_is_refused(tmp_path):
+    stock = sources.resolve(MODEL)
+    for bad in (9, "wide", True):
+        d = tmp_path / f"m{bad}"
+        d.mkdir()
+        shutil.copy(stock.model_file, d / "inference.onnx")
+        yml = {"Global": {"model_name": MODEL}, "PostProcess": {"character_dict": stock.characters},
+               "PreProcess": {"transform_ops": [{"RecResizeImg": {"image_shape": [3, 48, 320], "width_scale": bad}}]}}
+        import yaml
+
+        (d / "inference.yml").write_text(yaml.safe_dump(yml, allow_unicode=True), encoding="utf-8")
+        with pytest.raises(ModelUnavailableError, match="width_scale must be a number"):
+            sources.resolve(None, d)
+
+
 # --------------------------------------------------------------------------- bad input
 
 def test_bad_lines_get_one_message_each(tmp_path):
@@ -330,7 +404,9 @@ def test_model_without_dictionary_refused(tmp_path):
                                      ({"max_minutes": 0}, "max_minutes must be"),
                                      ({"resume": True, "force": True}, "not both"),
                                      ({"device": "tpu"}, "unsupported device"),
-                                     ({"max_forgetting": -1}, "max_forgetting must be")])
+                                     ({"max_forgetting": -1}, "max_forgetting must be"),
+                                     ({"width_scale": 9}, "width_scale must be"),
+                                     ({"width_scale": "wide"}, "width_scale must be")])
 def test_bad_options(tmp_path, kw, msg):
     import ocrfleet
     from ocrfleet.errors import OcrFleetError

@@ -47,6 +47,10 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="stop after this many epochs without a better validation score")
     p.add_argument("--augment", type=float, default=d.augment,
                    help="scale of the augmentation probabilities (0: none)")
+    p.add_argument("--width_scale", type=_width_scale, default=d.width_scale,
+                   help="stretch every line this much horizontally, in training and in the exported model "
+                        "(more CTC steps per character for narrow handwriting); 'auto' (default) picks the "
+                        "best of 1, 1.25, 1.5 and 2 for the stock model on the validation lines")
     p.add_argument("--min_usable", type=float, default=d.min_usable,
                    help="refuse the run if a smaller share of the labelled lines is usable")
     p.add_argument("--device", default=d.device, help="cpu (default), gpu or gpu:N")
@@ -58,6 +62,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--no_progress", dest="progress", action="store_false")
     p.set_defaults(func=run)
     return p
+
+
+def _width_scale(text: str):
+    return "auto" if text == "auto" else float(text)
 
 
 def run(args) -> int:
@@ -74,5 +82,7 @@ def run(args) -> int:
         b = report["blend"]
         line += (f"; keep lines exact {b['keep_before']['accuracy']:.1%} -> {b['keep_after']['accuracy']:.1%} "
                  f"(blend alpha {b['alpha']:.1f})")
+    if report.get("width_scale", 1) != 1:
+        line += f"; lines stretched {report['width_scale']:g}x"
     print(line)
     return 0

@@ -30,7 +30,8 @@ class Line:
     rel: str
     label: str
     where: str  # "labels.tsv:12", for messages
-    image: np.ndarray | None = field(default=None, repr=False)
+    image: np.ndarray | None = field(default=None, repr=False)   # what the model reads (stretched)
+    source: np.ndarray | None = field(default=None, repr=False)  # the image as read from its file
 
 
 def read_label_file(path: str | Path) -> tuple[list[Line], list[str]]:
@@ -82,9 +83,19 @@ class Charset:
         return "".join(out)
 
 
-def ctc_steps(h: int, w: int, shape) -> int:
-    """CTC time steps the model emits for an ``h`` x ``w`` image fed alone."""
-    return widths(h, w, shape)[1] // CTC_STRIDE
+def ctc_steps(h: int, w: int, shape, scale: float = 1.0) -> int:
+    """CTC time steps the model emits for an ``h`` x ``w`` image fed alone, stretched ``scale`` times."""
+    return widths(h, max(1, round(w * scale)), shape)[1] // CTC_STRIDE
+
+
+def fits(ln: Line, charset: "Charset", shape, scale: float) -> str | None:
+    """None when the model can emit ``ln``'s label from its image stretched ``scale`` times, else why not."""
+    h, w = ln.source.shape[:2]
+    steps = ctc_steps(h, w, shape, scale)
+    if _min_steps(charset.encode(ln.label)) > steps:
+        return (f"{ln.where}: label has {len(ln.label)} characters, more than the model can read from a "
+                f"{w}x{h} image ({steps} steps at width scale {scale:g})")
+    return None
 
 
 def _min_steps(ids: list[int]) -> int:
@@ -92,11 +103,13 @@ def _min_steps(ids: list[int]) -> int:
     return len(ids) + sum(1 for a, b in zip(ids, ids[1:]) if a == b)
 
 
-def check_lines(lines: list[Line], charset: Charset, shape) -> tuple[list[Line], list[str], dict[str, int]]:
-    """Load each line's image and keep the usable ones.
+def check_lines(lines: list[Line], charset: Charset, shape, scale: float = 1.0
+                ) -> tuple[list[Line], list[str], dict[str, int]]:
+    """Load each line's image and keep the usable ones (a label must fit the image stretched
+    ``scale`` times: ``fits``).
 
-    Returns (usable lines with ``image`` set, one message per refused line, the count of
-    each character missing from the dictionary).
+    Returns (usable lines with ``source`` and ``image`` set, one message per refused line, the
+    count of each character missing from the dictionary).
     """
     good, problems, missing = [], [], {}
     for ln in lines:
@@ -114,12 +127,11 @@ def check_lines(lines: list[Line], charset: Charset, shape) -> tuple[list[Line],
             problems.append(f"{ln.where}: label {ln.label!r} has characters missing from the model's "
                             f"dictionary: {' '.join(repr(c) for c in lack)}")
             continue
-        steps = ctc_steps(img.shape[0], img.shape[1], shape)
-        if _min_steps(charset.encode(ln.label)) > steps:
-            problems.append(f"{ln.where}: label has {len(ln.label)} characters, more than the model can "
-                            f"read from a {img.shape[1]}x{img.shape[0]} image ({steps} steps)")
+        ln.source = ln.image = img
+        why = fits(ln, charset, shape, scale)
+        if why:
+            problems.append(why)
             continue
-        ln.image = img
         good.append(ln)
     return good, problems, missing
 

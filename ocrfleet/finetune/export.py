@@ -1,7 +1,8 @@
 """Writing the fine-tuned model directory and checking it against the torch model.
 
 The directory holds ``inference.onnx`` (the served graph, new weights) and a PaddleX-style
-``inference.yml`` (``Global.model_name``, ``PreProcess`` with the input shape,
+``inference.yml`` (``Global.model_name``, ``PreProcess`` with the input shape and, when it is not 1,
+the ``width_scale`` the lines were trained at,
 ``PostProcess.character_dict``), which is what ``TextRecognition(model_dir=...)``,
 ``ocrfleet eval --model_dir`` and the workers read, plus ``finetune.json`` (the run's report).
 """
@@ -25,13 +26,17 @@ class ExportMismatchError(OcrFleetError):
     code = "EXPORT_MISMATCH"
 
 
-def inference_yml(model_name: str, characters: list[str], shape, provenance: dict) -> dict:
+def inference_yml(model_name: str, characters: list[str], shape, provenance: dict, width_scale: float = 1.0
+                  ) -> dict:
+    resize = {"image_shape": [int(v) for v in shape]}
+    if width_scale != 1:  # ocrfleet's extension: lines are stretched this much first (finetune/scale.py)
+        resize["width_scale"] = float(width_scale)
     return {
         "Global": {"model_name": model_name},
         "PreProcess": {"transform_ops": [
             {"DecodeImage": {"channel_first": False, "img_mode": "BGR"}},
             {"MultiLabelEncode": {"gtc_encode": "NRTRLabelEncode"}},
-            {"RecResizeImg": {"image_shape": [int(v) for v in shape]}},
+            {"RecResizeImg": resize},
             {"KeepKeys": {"keep_keys": ["image", "label_ctc", "label_gtc", "length", "valid_ratio"]}},
         ]},
         "PostProcess": {"name": "CTCLabelDecode", "character_dict": list(characters)},
@@ -46,10 +51,10 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def write_model_dir(out: Path, model: onnx.ModelProto, model_name: str, characters: list[str], shape,
-                    provenance: dict) -> Path:
+                    provenance: dict, width_scale: float = 1.0) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     _atomic_write(out / MODEL_FILE, model.SerializeToString())
-    yml = yaml.safe_dump(inference_yml(model_name, characters, shape, provenance), allow_unicode=True,
+    yml = yaml.safe_dump(inference_yml(model_name, characters, shape, provenance, width_scale), allow_unicode=True,
                          sort_keys=False)
     _atomic_write(out / "inference.yml", yml.encode("utf-8"))
     return out / MODEL_FILE

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from ocrfleet.errors import InvalidInputError
+from ocrfleet.recognition.sources import MAX_SCALE, MIN_SCALE
 
 
 @dataclass
@@ -27,6 +28,7 @@ class Options:
     warmup_steps: int = 20
     patience: int = 6              # epochs without a better val score before stopping
     augment: float = 1.0           # scales every augmentation probability; 0 turns them off
+    width_scale: float | str = "auto"  # stretch lines this much horizontally (train and serve); "auto": see scale.py
     min_usable: float = 0.5        # refuse the run if a smaller share of the labelled lines is usable
     device: str = "cpu"
     threads: int | None = None
@@ -66,6 +68,8 @@ class Options:
              "a number of points in [0, 100]"),
             ("patience", isinstance(self.patience, int) and self.patience >= 1, "a positive integer"),
             ("augment", _num(self.augment) and 0 <= self.augment <= 2, "a number in [0, 2]"),
+            ("width_scale", self.width_scale == "auto" or (_num(self.width_scale) and MIN_SCALE <= self.width_scale
+                                                             <= MAX_SCALE), f"'auto' or a number in [{MIN_SCALE}, {MAX_SCALE}]"),
             ("warmup_steps", isinstance(self.warmup_steps, int) and self.warmup_steps >= 0,
              "a non-negative integer"),
             ("threads", self.threads is None or (isinstance(self.threads, int) and self.threads >= 1),

@@ -11,8 +11,10 @@ import time
 from pathlib import Path
 
 from ocrfleet.errors import BackendUnavailableError, InvalidInputError, ModelUnavailableError
+from ocrfleet.finetune import scale
 from ocrfleet.finetune.data import Charset, batches, check_lines, read_label_file, split
 from ocrfleet.finetune.options import Options
+from ocrfleet.recognition.preprocess import stretch
 
 CHECKPOINTS = "checkpoints"
 MISSING_SHOWN = 30  # missing characters named in the message (the report lists all)
@@ -77,11 +79,11 @@ def _device(name: str):
     raise BackendUnavailableError(f"unsupported device {name!r}; use 'cpu', 'gpu' or 'gpu:N'")
 
 
-def _load_lines(read: list, charset: Charset, shape, say, what: str, min_usable: float):
+def _load_lines(read: list, charset: Charset, shape, say, what: str, min_usable: float, scale: float):
     lines, problems, total, missing = [], [], 0, Counter()
     for got, bad in read:
         total += len(got) + len(bad)
-        usable, refused, lack = check_lines(got, charset, shape)
+        usable, refused, lack = check_lines(got, charset, shape, scale)
         lines += usable
         problems += bad + refused
         missing.update(lack)
@@ -100,6 +102,10 @@ def _without(train: list, other: list, what: str, say) -> list:
         if ln.image_path.resolve() in seen:
             say(f"skipped {ln.where}: image {ln.rel!r} is also in the {what} labels")
     return [ln for ln in train if ln.image_path.resolve() not in seen]
+
+
+def last_pt_of(out: Path) -> Path:
+    return out / CHECKPOINTS / "last.pt"
 
 
 def finetune(labels, output, should_stop=None, **kwargs) -> dict:
@@ -143,11 +149,12 @@ def finetune(labels, output, should_stop=None, **kwargs) -> dict:
         probe = tg.module(torch.zeros((1, *shape)))
     charset = Charset(files.characters, int(probe.shape[2]))
 
+    widest = max(scale.candidates(opts.width_scale))  # a line that fits at no scale tried is refused now
     train, problems, total, missing = _load_lines(read_train, charset, shape, say, "training labels",
-                                                  opts.min_usable)
+                                                  opts.min_usable, widest)
     if opts.val:
         val, vproblems, _, vmissing = _load_lines(read_val, charset, shape, say, "validation labels",
-                                                  opts.min_usable)
+                                                  opts.min_usable, widest)
         problems += vproblems
         missing.update(vmissing)
         train = _without(train, val, "validation", say)
@@ -158,7 +165,8 @@ def finetune(labels, output, should_stop=None, **kwargs) -> dict:
             + ("; without validation lines the last epoch is exported" if not val else ""))
     keep = []
     if opts.keep:
-        keep, kproblems, _, kmissing = _load_lines(read_keep, charset, shape, say, "keep labels", opts.min_usable)
+        keep, kproblems, _, kmissing = _load_lines(read_keep, charset, shape, say, "keep labels", opts.min_usable,
+                                                   widest)
         problems += kproblems
         missing.update(kmissing)
         train = _without(train, keep, "keep", say)
@@ -172,17 +180,31 @@ def finetune(labels, output, should_stop=None, **kwargs) -> dict:
             + (f", and {len(ranked) - MISSING_SHOWN} more (all in the report's missing_characters)"
                if len(ranked) > MISSING_SHOWN else ""))
 
-    steps_per_epoch = len(batches(train, opts.batch_size, random.Random(0), shape, opts.max_columns))
-    trainer = Trainer(tg, charset, shape, opts, device, steps_per_epoch, should_stop)
+    trainer = Trainer(tg, charset, shape, opts, device, should_stop)
+    base = files.width_scale  # the stock model as the user serves it reads lines stretched this much
     stock = keep_before = None
     if keep:  # the stock model, before any resumed weights are loaded
-        stock, kb = trainer.weights(), trainer.evaluate(keep)
+        stock, kb = trainer.weights(), scale.score_at(trainer, keep, base)
         keep_before = {k: kb[k] for k in ("lines", "accuracy", "cer")}
         say(f"stock model on {len(keep)} keep lines: exact {kb['accuracy']:.1%}, CER {kb['cer']:.2%}")
+    ck = torch.load(last_pt_of(out), map_location=device, weights_only=False) if opts.resume else None
+    if ck:  # the scale the run started with (1.0 for a checkpoint from before width scales)
+        width_scale, scales_tried = ck.get("width_scale", 1.0), []
+    else:
+        width_scale, scales_tried = scale.choose(trainer, val or train[:256], opts.width_scale, say)
+    for lines in (train, val, keep):
+        kept, refused = scale.apply(lines, width_scale, charset, shape)
+        for msg in refused:
+            say(f"skipped {msg}")
+        problems += refused
+        lines[:] = kept
+    if not train:
+        raise InvalidInputError(f"no training line fits the model at width scale {width_scale:g}")
+    steps_per_epoch = len(batches(train, opts.batch_size, random.Random(0), shape, opts.max_columns))
+    trainer.plan(steps_per_epoch)
     state = {"epoch": 0, "history": [], "best": None, "best_epoch": 0, "stale": 0}
-    last_pt = out / CHECKPOINTS / "last.pt"
-    if opts.resume:
-        ck = torch.load(last_pt, map_location=device, weights_only=False)
+    last_pt = last_pt_of(out)
+    if ck:
         trainer.module.load_state_dict(ck["model"])
         trainer.optimizer.load_state_dict(ck["optimizer"])
         trainer.step, trainer.seconds_before = ck["step"], ck["seconds"]
@@ -190,12 +212,16 @@ def finetune(labels, output, should_stop=None, **kwargs) -> dict:
         best_weights = torch.load(out / CHECKPOINTS / "best.pt", map_location="cpu", weights_only=False)
         say(f"resumed from {last_pt} after epoch {state['epoch']} (step {trainer.step})")
     else:
-        before = trainer.evaluate(val) if val else None
         best_weights = trainer.weights()
         torch.save(best_weights, out / CHECKPOINTS / "best.pt")
-        if before:
-            state["before"] = state["best"] = {k: before[k] for k in ("lines", "accuracy", "cer")}
-            say(f"stock model on {len(val)} val lines: exact {before['accuracy']:.1%}, CER {before['cer']:.2%}")
+        if val:  # "before": the stock model as served; "best" to beat: the stock weights at the chosen scale
+            before = scale.score_at(trainer, val, base)
+            start = before if width_scale == base else trainer.evaluate(val)
+            state["before"] = {k: before[k] for k in ("lines", "accuracy", "cer")}
+            state["best"] = {k: start[k] for k in ("lines", "accuracy", "cer")}
+            say(f"stock model on {len(val)} val lines: exact {before['accuracy']:.1%}, CER {before['cer']:.2%}"
+                + (f" (at width scale {width_scale:g}: {start['accuracy']:.1%}, {start['cer']:.2%})"
+                   if width_scale != base else ""))
     say(f"training on {len(train)} lines, {steps_per_epoch} steps/epoch, up to {opts.epochs} epochs"
         + (f" or {opts.max_minutes} min" if opts.max_minutes else "") + f", device {device}, "
         f"{torch.get_num_threads()} threads")
@@ -227,7 +253,7 @@ def finetune(labels, output, should_stop=None, **kwargs) -> dict:
         val_text = (f", val exact {rec['val_accuracy']:.1%} CER {rec['val_cer']:.2%}" if val else "")
         say(f"epoch {epoch}: loss {loss:.3f}{val_text}{' (best)' if improved else ''}")
         torch.save({"model": trainer.module.state_dict(), "optimizer": trainer.optimizer.state_dict(),
-                    "step": trainer.step, "seconds": trainer.elapsed(), "state": state,
+                    "step": trainer.step, "seconds": trainer.elapsed(), "state": state, "width_scale": width_scale,
                     "options": opts.to_dict()}, last_pt.with_suffix(".tmp"))
         os.replace(last_pt.with_suffix(".tmp"), last_pt)
         if cut:
@@ -249,13 +275,17 @@ def finetune(labels, output, should_stop=None, **kwargs) -> dict:
         from ocrfleet.finetune import blend
 
         blended = blend.choose(trainer, stock, best_weights, keep, keep_before, opts.max_forgetting, val, say)
+    if blended and blended["alpha"] == 0:  # the stock weights: served as the stock model is
+        width_scale = base
+        if state.get("before"):
+            blended["val_after"] = {k: state["before"][k] for k in ("accuracy", "cer")}
     provenance = {"base_model": files.name, "base_source": files.source, "best_epoch": state["best_epoch"],
-                  "train_lines": len(train), "val_lines": len(val),
+                  "train_lines": len(train), "val_lines": len(val), "width_scale": width_scale,
                   **({"blend_alpha": blended["alpha"]} if blended else {})}
-    export.write_model_dir(out, graph.export(tg), files.name, files.characters, shape, provenance)
-    check_on = val or train[:64]
-    parity = export.check_parity(out, files.name, [ln.image for ln in check_on],
-                                 trainer.predict([ln.image for ln in check_on]))
+    export.write_model_dir(out, graph.export(tg), files.name, files.characters, shape, provenance, width_scale)
+    check_on = val or train[:64]  # the export stretches the source images itself
+    parity = export.check_parity(out, files.name, [ln.source for ln in check_on],
+                                 trainer.predict([stretch(ln.source, width_scale) for ln in check_on]))
     say(f"exported {out / export.MODEL_FILE}: ONNX Runtime reads all {parity['lines']} check lines as the "
         "torch model does")
     if not opts.keep_checkpoints:
@@ -265,7 +295,7 @@ def finetune(labels, output, should_stop=None, **kwargs) -> dict:
         "labelled_lines": total, "train_lines": len(train), "val_lines": len(val),
         "refused_lines": len(problems), "problems": problems, "missing_characters": dict(missing),
         "before": state.get("before"), "best": state["best"], "best_epoch": state["best_epoch"],
-        "keep_lines": len(keep), "blend": blended,
+        "keep_lines": len(keep), "blend": blended, "width_scale": width_scale, "width_scales_tried": scales_tried,
         "epochs_run": state["epoch"], "stopped_by": stop, "history": state["history"],
         "parity": parity, "wall_seconds": round(time.monotonic() - t_start, 1),
         "train_seconds": round(trainer.elapsed(), 1),

@@ -47,8 +47,7 @@ class FinetuneCancelled(OcrFleetError):
 class Trainer:
     STOP_CHECK_EVERY = 10  # steps between two ``should_stop`` calls
 
-    def __init__(self, tg: TrainGraph, charset: Charset, shape, opts, device: torch.device, steps_per_epoch: int,
-                 should_stop=None):
+    def __init__(self, tg: TrainGraph, charset: Charset, shape, opts, device: torch.device, should_stop=None):
         self.tg, self.charset, self.shape, self.opts, self.device = tg, charset, shape, opts, device
         self.should_stop = should_stop
         self.module = tg.module.to(device)
@@ -62,10 +61,14 @@ class Trainer:
         self.params = (tg.head if frozen else tg.backbone + tg.head)
         self.skipped = 0
         self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
-        self.total_steps = max(1, opts.epochs * steps_per_epoch)
+        self.total_steps = 1  # ``plan`` sets it once the training lines are known
         self.step = 0
         self.started = time.monotonic()
         self.seconds_before = 0.0  # training time of earlier runs (resume)
+
+    def plan(self, steps_per_epoch: int) -> None:
+        """The length of the cosine schedule: ``epochs`` of ``steps_per_epoch``."""
+        self.total_steps = max(1, self.opts.epochs * steps_per_epoch)
 
     # ------------------------------------------------------------------ model calls
     def _log_probs(self, batch: np.ndarray) -> torch.Tensor:

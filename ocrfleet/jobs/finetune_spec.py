@@ -14,6 +14,7 @@ load it as their ``model_dir`` (``jobs/model_dirs.py``). Run by ``tasks/finetune
       "output": "s3://models/team-a/hand-v3",      # under allowed_model_roots
       "epochs": 6, "max_minutes": 18, "batch_size": 8, "lr": 0.0005,   # optional, as ocrfleet finetune's
       "backbone_lr_scale": 0.1, "augment": 1.0, "patience": 6, "max_forgetting": 1.0,   # options
+      "width_scale": "auto",                       # or a number in [0.5, 3]
       "webhook_url": "https://example.com/hook", "metadata": {}, "tenant": "acme",   # optional
       "priority": 3, "submitted_at": 1700000000.0
     }
@@ -25,13 +26,14 @@ from urllib.parse import urlsplit
 import jsonschema
 
 from ocrfleet.jobs import model_dirs
+from ocrfleet.recognition.sources import MAX_SCALE, MIN_SCALE
 from ocrfleet.jobs.spec import (JOB_ID_PATTERN, MAX_DEPTH, MODEL_PATTERN, SPEC_VERSION, TENANT_PATTERN, SpecError,
                                 depth, id_ok, setting_hint)
 
 KIND = "finetune"
 LABEL_FILES = ("labels", "val", "keep")  # label files the task fetches (with the images they name)
 OPTIONS = ("epochs", "max_minutes", "batch_size", "lr", "backbone_lr_scale", "augment", "patience",
-           "max_forgetting")  # passed to ocrfleet.finetune as they are
+           "max_forgetting", "width_scale")  # passed to ocrfleet.finetune as they are
 TIME_MARGIN_S = 180  # downloads, export and upload, beside the training time itself
 _ref = {"type": "string", "minLength": 1, "maxLength": 2048, "pattern": r"^(s3|file)://"}
 
@@ -58,6 +60,7 @@ SCHEMA: dict = {
         "augment": {"type": "number", "minimum": 0, "maximum": 2},
         "patience": {"type": "integer", "minimum": 1, "maximum": 200},
         "max_forgetting": {"type": "number", "minimum": 0, "maximum": 100},
+        "width_scale": {"oneOf": [{"const": "auto"}, {"type": "number", "minimum": MIN_SCALE, "maximum": MAX_SCALE}]},
         "priority": {"type": "integer", "minimum": 0, "maximum": 9},
         "webhook_url": {"type": ["string", "null"], "maxLength": 2048, "pattern": r"^https?://"},
         "metadata": {"type": ["object", "null"]},

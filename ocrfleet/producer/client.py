@@ -238,7 +238,7 @@ class Producer:
         where recognition jobs then load it (``submit(..., model_dir=...)``). ``keep``: a label file
         of lines the model must keep reading (see ``ocrfleet finetune --keep``). ``options``: the
         fine-tune's ``epochs``, ``max_minutes``, ``batch_size``, ``lr``, ``backbone_lr_scale``,
-        ``augment``, ``patience``, ``max_forgetting`` (others are refused)."""
+        ``augment``, ``patience``, ``max_forgetting``, ``width_scale`` (others are refused)."""
         unknown = sorted(set(options) - set(finetune_spec.OPTIONS))
         if unknown:
             raise TypeError(f"submit_finetune() got unexpected keyword arguments: {', '.join(unknown)}")

@@ -18,7 +18,7 @@ from ocrfleet.errors import InvalidInputError
 from ocrfleet.recognition.backends import select
 from ocrfleet.recognition.backends.base import Backend, EngineOptions
 from ocrfleet.recognition.decode import CTCDecoder
-from ocrfleet.recognition.preprocess import make_batch, to_bgr, widths
+from ocrfleet.recognition.preprocess import make_batch, stretch, to_bgr, widths
 from ocrfleet.recognition.sources import ModelFiles
 
 MAX_ASPECT = 2000  # a line more than 2000x wider than tall is not a text line
@@ -47,6 +47,8 @@ class Recognizer:
         batch_size = check_batch_size(batch_size)
         batch_size = min(batch_size, self.backend.max_batch or batch_size)
         prepared = list(images) if checked else [check_line(im) for im in images]
+        if self.files.width_scale != 1:
+            prepared = [stretch(im, self.files.width_scale) for im in prepared]
         out: list[tuple[str, float] | None] = [None] * len(prepared)
         for idx in plan_batches([im.shape[:2] for im in prepared], self.files.input_shape, batch_size, pack):
             batch = make_batch([prepared[i] for i in idx], self.files.input_shape)

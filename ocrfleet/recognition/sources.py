@@ -19,6 +19,7 @@ from ocrfleet.errors import ModelUnavailableError
 from ocrfleet.recognition import catalog
 
 PADDLE_MODEL_FILES = ("inference.json", "inference.pdmodel")
+MIN_SCALE, MAX_SCALE = 0.5, 3.0  # the horizontal stretch a model directory may ask for
 
 
 @dataclass
@@ -32,6 +33,7 @@ class ModelFiles:
     source: str
     yml: dict | None = None
     task: str = "rec"
+    width_scale: float = 1.0  # lines are stretched this much horizontally before the resize (fine-tuned dirs)
 
     @property
     def root(self) -> Path:
@@ -196,7 +198,8 @@ def from_dir(d: Path, model_name: str | None, source: str, task: str = "rec") ->
             "a *dict*.txt / *keys*.txt file, or ONNX metadata 'character')")
     shape = _yml_shape(yml) or (catalog.MODELS[name].input_shape if name in catalog.MODELS
                                 else catalog.DEFAULT_INPUT_SHAPE)
-    return ModelFiles(name, fmt, model_file, params, chars, shape, source=source, yml=yml)
+    return ModelFiles(name, fmt, model_file, params, chars, shape, source=source, yml=yml,
+                      width_scale=_yml_width_scale(yml, d))
 
 
 def _read_yml(p: Path) -> dict:
@@ -207,6 +210,19 @@ def _read_yml(p: Path) -> dict:
 def _yml_chars(yml: dict) -> list[str]:
     chars = ((yml or {}).get("PostProcess") or {}).get("character_dict") or []
     return [str(c) for c in chars]
+
+
+def _yml_width_scale(yml: dict | None, d: Path) -> float:
+    """``RecResizeImg.width_scale`` (ocrfleet's extension, written by ``ocrfleet finetune``): the
+    horizontal stretch the model was trained with; 1.0 when absent."""
+    for op in ((yml or {}).get("PreProcess") or {}).get("transform_ops") or []:
+        if isinstance(op, dict) and isinstance(op.get("RecResizeImg"), dict) and "width_scale" in op["RecResizeImg"]:
+            v = op["RecResizeImg"]["width_scale"]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not MIN_SCALE <= v <= MAX_SCALE:
+                raise ModelUnavailableError(f"model_dir {str(d)!r}: inference.yml RecResizeImg.width_scale must be "
+                                            f"a number in [{MIN_SCALE}, {MAX_SCALE}], got {v!r}")
+            return float(v)
+    return 1.0
 
 
 def _yml_shape(yml: dict | None):

@@ -76,7 +76,7 @@ def _finetune(self, s, spec: dict, job_id: str, log) -> dict:
         _upload(s, tmp / "out", spec["output"])
     summary = {k: report.get(k) for k in ("labelled_lines", "train_lines", "val_lines", "refused_lines",
                                           "before", "best", "best_epoch", "epochs_run", "stopped_by", "blend",
-                                          "wall_seconds", "train_seconds", "peak_rss_mb")}
+                                          "width_scale", "wall_seconds", "train_seconds", "peak_rss_mb")}
     summary["skipped_rows"] = len(skipped)
     return {"model_dir": spec["output"], "summary": summary,
             "problems": (skipped + list(report.get("problems") or []))[:MAX_PROBLEMS],

@@ -272,14 +272,14 @@ def test_finetune_job_trains_uploads_and_the_fleet_serves_it(producer, settings,
         producer.submit_finetune("s3://inputs/ft/train.tsv", output, model_name=MODEL, pickle=1)
     job = producer.submit_finetune("s3://inputs/ft/train.tsv", output, model_name=MODEL, val="s3://inputs/ft/val.tsv",
                                    keep="s3://inputs/ft/keep.tsv", max_forgetting=100, backbone_lr_scale=0,
-                                   epochs=1, batch_size=3)
+                                   epochs=1, batch_size=3, width_scale=1)
     assert missing.result(timeout=120)["error"]["code"] == "NOT_FOUND"
     record = job.result(timeout=170)
     assert record["status"] == "succeeded", record
     assert record["model_dir"] == output
     summary = record["summary"]
     assert summary["train_lines"] == 6 and summary["val_lines"] == 2 and summary["skipped_rows"] == 2, summary
-    assert summary["epochs_run"] == 1 and summary["stopped_by"] == "epochs"
+    assert summary["epochs_run"] == 1 and summary["stopped_by"] == "epochs" and summary["width_scale"] == 1.0
     assert summary["blend"]["keep_lines"] == 2 and summary["blend"]["alpha"] == 1.0, summary  # keep lines fetched
     problems = read_result(settings, job.id)["problems"]
     assert any("'..'" in p for p in problems) and any("missing.png" in p for p in problems), problems
@@ -312,9 +312,12 @@ def test_finetune_spec_refusals():
         "'..' in keep": {"keep": "s3://data/../k.tsv"}, "keep over http": {"keep": "http://x/k.tsv"},
         "max_forgetting 101": {"max_forgetting": 101}, "backbone_lr_scale 2": {"backbone_lr_scale": 2},
         "augment -1": {"augment": -1}, "patience 0": {"patience": 0}, "patience 1.5": {"patience": 1.5},
+        "width_scale 10": {"width_scale": 10}, "width_scale 0.1": {"width_scale": 0.1},
+        "width_scale 'wide'": {"width_scale": "wide"}, "width_scale true": {"width_scale": True},
     }
     assert finetune_spec.validate({**good, "keep": "s3://data/keep.tsv", "max_forgetting": 0.5,
-                                   "backbone_lr_scale": 0, "augment": 0.5, "patience": 3}, s)
+                                   "backbone_lr_scale": 0, "augment": 0.5, "patience": 3, "width_scale": 1.5}, s)
+    assert finetune_spec.validate({**good, "width_scale": "auto"}, s)
     for case, change in bad.items():
         with pytest.raises(SpecError):
             finetune_spec.validate({**good, **change}, s)

@@ -120,7 +120,8 @@ def test_worker_command_line(capsys, monkeypatch):
     for cmd in (["submit", "s3://b/k.png", "--wait"], ["webhooks", "dead-letter", "list"],
                 ["submit-finetune", "--labels", "s3://b/t.tsv", "--output", "s3://m/o"],
                 ["submit-finetune", "--labels", "s3://b/t.tsv", "--output", "s3://m/o", "--keep", "s3://b/k.tsv",
-                 "--max-forgetting", "0.5", "--backbone-lr-scale", "0", "--augment", "0.5", "--patience", "3"],
+                 "--max-forgetting", "0.5", "--backbone-lr-scale", "0", "--augment", "0.5", "--patience", "3",
+                 "--width-scale", "1.5"],
                 ["webhooks", "dead-letter", "replay", "--all"]):
         assert callable(parser.parse_args(cmd).func)
 
