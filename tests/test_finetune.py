@@ -242,9 +242,35 @@ def test_keep_lines_blend_back_until_nothing_is_forgotten(tmp_path, capsys):
     stock = _exact(None, keep)
     assert b["keep_before"]["accuracy"] == pytest.approx(stock) and stock > 0.3
     assert b["tried"][0]["alpha"] == 1.0 and b["tried"][0]["points_lost"] > 0  # the wrecked weights forgot
-    assert b["alpha"] < 1.0 and r["keep_lines"] == 12
+    assert b["alpha"] < 1.0 and r["keep_lines"] == 12 and len(b["tried"]) <= 5
     assert _exact(tmp_path / "m", keep) >= stock  # the exported blend forgets nothing
     assert "keep lines:" in capsys.readouterr().err
+
+
+def test_blend_bisects_for_the_largest_alpha_within_the_limit():
+    """The alpha search on a stand-in trainer whose keep accuracy falls 0.5 per unit of alpha
+    (the real runs are the tests above and below): the largest alpha of 1.0, 0.9 .. 0.1 within
+    the limit, in at most 5 readings, with the chosen weights left loaded."""
+    from ocrfleet.finetune import blend
+
+    class Stand:
+        def __init__(self):
+            self.module, self.reads = self, 0
+
+        def load_state_dict(self, w):
+            self.w = float(w["w"])
+
+        def evaluate(self, lines):
+            self.reads += 1
+            return {"accuracy": 0.9 - 0.5 * self.w, "cer": self.w}
+
+    stock, tuned = {"w": torch.tensor(0.0)}, {"w": torch.tensor(1.0)}
+    before = {"lines": 4, "accuracy": 0.9, "cer": 0.0}
+    for limit, want in ((100, 1.0), (22, 0.4), (47, 0.9), (6, 0.1), (1, 0.0)):
+        t = Stand()
+        r = blend.choose(t, stock, tuned, ["line"], before, limit, [], lambda msg: None)
+        assert r["alpha"] == want and t.w == pytest.approx(want) and t.reads <= 5, (limit, r)
+        assert r["tried"][0]["alpha"] == 1.0
 
 
 def _squeezed(path: Path, rows: list[str], factor: float = 0.55) -> Path:

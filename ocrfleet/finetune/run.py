@@ -79,11 +79,11 @@ def _device(name: str):
     raise BackendUnavailableError(f"unsupported device {name!r}; use 'cpu', 'gpu' or 'gpu:N'")
 
 
-def _load_lines(read: list, charset: Charset, shape, say, what: str, min_usable: float, scale: float):
+def _load_lines(read: list, charset: Charset, shape, say, what: str, min_usable: float, width_scale: float):
     lines, problems, total, missing = [], [], 0, Counter()
     for got, bad in read:
         total += len(got) + len(bad)
-        usable, refused, lack = check_lines(got, charset, shape, scale)
+        usable, refused, lack = check_lines(got, charset, shape, width_scale)
         lines += usable
         problems += bad + refused
         missing.update(lack)
