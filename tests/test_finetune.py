@@ -68,7 +68,7 @@ def _ctc_loss_onnx(model_file: Path, label_file: Path, characters) -> float:
 def tuned(tmp_path_factory):
     """One tiny run: 10 training lines, no validation (the last epoch is exported), 2 epochs, no
     augmentation, 3 keep lines with ``max_forgetting=100`` (so the tuned weights go out as they
-    are). (4 other lines are written to val.tsv for the checks below.)"""
+    are), ``width_scale=1`` (the loss below is measured on the lines as they are). (4 other lines are written to val.tsv for the checks below.)"""
     import ocrfleet
 
     d = tmp_path_factory.mktemp("ft")
@@ -78,7 +78,7 @@ def tuned(tmp_path_factory):
     keep = _labels(d / "keep.tsv", _rows(50, 3))
     report = ocrfleet.finetune(str(train), str(out), model_name=MODEL, val_fraction=0.0, epochs=2, batch_size=5,
                                lr=1e-3, augment=0.0, warmup_steps=0, keep_checkpoints=True, progress=False,
-                               threads=2, keep=str(keep), max_forgetting=100)
+                               threads=2, keep=str(keep), max_forgetting=100, width_scale=1.0)
     yield {"dir": d, "train": train, "val": val, "out": out, "report": report}
     shutil.rmtree(d, ignore_errors=True)
 
@@ -271,6 +271,33 @@ def test_blend_bisects_for_the_largest_alpha_within_the_limit():
         r = blend.choose(t, stock, tuned, ["line"], before, limit, [], lambda msg: None)
         assert r["alpha"] == want and t.w == pytest.approx(want) and t.reads <= 5, (limit, r)
         assert r["tried"][0]["alpha"] == 1.0
+
+
+def test_width_scale_auto_only_takes_scales_the_keep_lines_allow():
+    """``scale.choose`` on a stand-in reader (a line is read right when stretched at least its
+    threshold, or, for the keep line, at most 1.25x): the validation lines alone pick 2.0; with
+    the keep line and ``max_forgetting=0`` only 1.0 and 1.25 are allowed, so 1.25."""
+    from ocrfleet.finetune import scale
+
+    def line(h, label):
+        return data.Line(Path(f"{h}.png"), f"{h}.png", label, f"t:{h}", np.zeros((h, 100, 3), np.uint8),
+                         np.zeros((h, 100, 3), np.uint8))
+
+    rule = {10: lambda w: w >= 125, 11: lambda w: w >= 200, 12: lambda w: w <= 125}
+
+    class Reader:
+        def predict(self, images):
+            return [{10: "AB", 11: "CD", 12: "EF"}[im.shape[0]] if rule[im.shape[0]](im.shape[1]) else "x"
+                    for im in images]
+
+    val, keep = [line(10, "AB"), line(11, "CD")], [line(12, "EF")]
+    said = []
+    assert scale.choose(Reader(), val, "auto", said.append)[0] == 2.0
+    before = {"lines": 1, "accuracy": 1.0, "cer": 0.0}
+    chosen, tried = scale.choose(Reader(), val, "auto", said.append, keep, before, 0.0, 1.0)
+    assert chosen == 1.25 and [t["allowed"] for t in tried] == [True, True, False, False]
+    assert "not allowed" in said[-1] and said[-1].endswith("training at 1.25")
+    assert scale.choose(Reader(), val, 1.5, said.append, keep, before, 0.0, 1.0) == (1.5, [])
 
 
 def _squeezed(path: Path, rows: list[str], factor: float = 0.55) -> Path:

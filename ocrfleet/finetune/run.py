@@ -191,7 +191,8 @@ def finetune(labels, output, should_stop=None, **kwargs) -> dict:
     if ck:  # the scale the run started with (1.0 for a checkpoint from before width scales)
         width_scale, scales_tried = ck.get("width_scale", 1.0), []
     else:
-        width_scale, scales_tried = scale.choose(trainer, val or train[:256], opts.width_scale, say)
+        width_scale, scales_tried = scale.choose(trainer, val or train[:256], opts.width_scale, say, keep,
+                                                 keep_before, opts.max_forgetting, base)
     for lines in (train, val, keep):
         kept, refused = scale.apply(lines, width_scale, charset, shape)
         for msg in refused:
