@@ -73,7 +73,7 @@ def choose(trainer, lines: list[Line], option, say, keep: list[Line] = (), keep_
         best = (base, None)
     say(f"width scale auto: the stock model on {len(lines)} validation lines reads "
         + ", ".join(f"{t['accuracy']:.1%} (CER {t['cer']:.2%}) at {t['width_scale']:g}"
-                    + (f" [keep lines {-t['keep_points_lost']:+.1f} points{'' if t['allowed'] else ', not allowed'}]"
+                    + (f" [keep lines {0 - t['keep_points_lost']:+.1f} points{'' if t['allowed'] else ', not allowed'}]"
                        if keep else "") for t in tried)
         + f": training at {best[0]:g}")
     return best[0], tried
