@@ -510,6 +510,23 @@ def test_charset_encodes_with_the_model_dictionary():
     assert cs.missing("sœur") == ["\u0153"]
 
 
+def test_a_run_leaves_no_torch_cache_in_the_temp_dir(tmp_path):
+    """torch's inductor cache goes under ocrfleet's cache (``$OCRFLEET_HOME/torchinductor``), not
+    ``$TMPDIR/torchinductor_<user>`` (a fresh process, as a user's CLI run)."""
+    import os
+
+    tmp, home = tmp_path / "tmp", tmp_path / "home"
+    tmp.mkdir()
+    lf = _labels(tmp_path / "l.tsv", _rows(0, 3))
+    env = {k: v for k, v in os.environ.items() if k != "TORCHINDUCTOR_CACHE_DIR"}
+    env.update(TMPDIR=str(tmp), OCRFLEET_HOME=str(home), OCRFLEET_OFFLINE="1")
+    code = (f"import ocrfleet; ocrfleet.finetune({str(lf)!r}, {str(tmp_path / 'm')!r}, model_name={MODEL!r}, "
+            "epochs=1, batch_size=3, val_fraction=0.0, progress=False, threads=2, width_scale=1.0)")
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, timeout=300)
+    assert (tmp_path / "m" / "inference.onnx").is_file()
+    assert [p.name for p in tmp.iterdir() if "torch" in p.name] == []
+
+
 def test_import_ocrfleet_does_not_import_torch():
     code = "import sys, ocrfleet; f = ocrfleet.finetune; assert callable(f); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

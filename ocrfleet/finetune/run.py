@@ -121,13 +121,16 @@ def finetune(labels, output, should_stop=None, **kwargs) -> dict:
     opts = Options(labels=labels, output=output, **kwargs)
     say = _say(opts)
     t_start = time.monotonic()
+    from ocrfleet.recognition import sources
+
+    # torch otherwise leaves /tmp/torchinductor_<user> behind: keep its cache with ocrfleet's
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(sources.cache_root() / "torchinductor"))
     try:
         import torch
     except ImportError as exc:
         raise ModelUnavailableError(f"fine-tuning needs PyTorch: pip install 'ocrfleet[torch]' ({exc})") from exc
     from ocrfleet.finetune import export, graph
     from ocrfleet.finetune.train import Trainer, better
-    from ocrfleet.recognition import sources
 
     read_train = [read_label_file(p) for p in opts.labels]  # a missing file fails before any work
     read_val = [read_label_file(p) for p in opts.val]
