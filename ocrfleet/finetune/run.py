@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import os
 import random
-from collections import Counter
 import resource
 import shutil
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from ocrfleet.errors import BackendUnavailableError, InvalidInputError, ModelUnavailableError
@@ -104,10 +104,6 @@ def _without(train: list, other: list, what: str, say) -> list:
     return [ln for ln in train if ln.image_path.resolve() not in seen]
 
 
-def last_pt_of(out: Path) -> Path:
-    return out / CHECKPOINTS / "last.pt"
-
-
 def finetune(labels, output, should_stop=None, **kwargs) -> dict:
     """Fine-tune a recognition model on labelled lines; write a model directory to ``output``.
 
@@ -190,7 +186,8 @@ def finetune(labels, output, should_stop=None, **kwargs) -> dict:
         stock, kb = trainer.weights(), scale.score_at(trainer, keep, base)
         keep_before = {k: kb[k] for k in ("lines", "accuracy", "cer")}
         say(f"stock model on {len(keep)} keep lines: exact {kb['accuracy']:.1%}, CER {kb['cer']:.2%}")
-    ck = torch.load(last_pt_of(out), map_location=device, weights_only=False) if opts.resume else None
+    last_pt = out / CHECKPOINTS / "last.pt"
+    ck = torch.load(last_pt, map_location=device, weights_only=False) if opts.resume else None
     if ck:  # the scale the run started with (1.0 for a checkpoint from before width scales)
         width_scale, scales_tried = ck.get("width_scale", 1.0), []
     else:
@@ -207,7 +204,6 @@ def finetune(labels, output, should_stop=None, **kwargs) -> dict:
     steps_per_epoch = len(batches(train, opts.batch_size, random.Random(0), shape, opts.max_columns))
     trainer.plan(steps_per_epoch)
     state = {"epoch": 0, "history": [], "best": None, "best_epoch": 0, "stale": 0}
-    last_pt = last_pt_of(out)
     if ck:
         trainer.module.load_state_dict(ck["model"])
         trainer.optimizer.load_state_dict(ck["optimizer"])
