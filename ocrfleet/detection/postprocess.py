@@ -66,13 +66,13 @@ def boxes_from_map(pred: np.ndarray, shape, thresh: float, box_thresh: float, un
                    max_candidates: int = 1000, score_mode: str = "fast", use_dilation: bool = False
                    ) -> tuple[np.ndarray, list[float]]:
     """``pred``: (H, W) probabilities; ``shape``: [src_h, src_w, ratio_h, ratio_w]."""
-    mask = pred > thresh
+    mask = np.greater(pred, thresh).view(np.uint8)  # 0 / 1: findContours reads any non-zero as 1
     if use_dilation:
-        mask = cv2.dilate(mask.astype(np.uint8), np.array([[1, 1], [1, 1]]))
+        mask = cv2.dilate(mask, np.array([[1, 1], [1, 1]], np.uint8))
     src_h, src_w = shape[0], shape[1]
     height, width = mask.shape
     sx, sy = src_w / width, src_h / height
-    contours, _ = cv2.findContours((mask * 255).astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+    contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
     boxes, scores = [], []
     for contour in contours[:max_candidates]:
         points, sside = mini_box(contour)
