@@ -136,6 +136,10 @@ def test_resume_continues_from_last_checkpoint(tuned):
 
     copy = tuned["dir"] / "resumed"
     shutil.copytree(tuned["out"], copy)
+    started = tuned["report"]["width_scale"]
+    with pytest.raises(InvalidInputError, match=f"started at width scale {started:g}, not 2.5"):
+        ocrfleet.finetune(str(tuned["train"]), str(copy), model_name=MODEL, resume=True, width_scale=2.5,
+                          progress=False)
     r = ocrfleet.finetune(str(tuned["train"]), str(copy), model_name=MODEL, val_fraction=0.0, epochs=3,
                           batch_size=5, lr=1e-3, augment=0.0, warmup_steps=0, resume=True, progress=False,
                           patience=10, threads=2)

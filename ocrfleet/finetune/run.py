@@ -190,6 +190,12 @@ def finetune(labels, output, should_stop=None, **kwargs) -> dict:
     ck = torch.load(last_pt, map_location=device, weights_only=False) if opts.resume else None
     if ck:  # the scale the run started with (1.0 for a checkpoint from before width scales)
         width_scale, scales_tried = ck.get("width_scale", 1.0), []
+        if opts.width_scale != "auto" and float(opts.width_scale) != width_scale:
+            raise InvalidInputError(
+                f"finetune: the run in {str(out)!r} was started at width scale {width_scale:g}, not "
+                f"{float(opts.width_scale):g}: resume with width_scale {width_scale:g} (or auto), or start "
+                "again with force")
+        say(f"resuming at the run's width scale {width_scale:g}")
     else:
         width_scale, scales_tried = scale.choose(trainer, val or train[:256], opts.width_scale, say, keep,
                                                  keep_before, opts.max_forgetting, base)
