@@ -18,7 +18,7 @@ import numpy as np
 from ocrfleet.errors import InputNotFoundError, InvalidInputError
 from ocrfleet.recognition.decode import build_labels
 from ocrfleet.recognition.evaluate import read_image
-from ocrfleet.recognition.preprocess import make_batch, widths
+from ocrfleet.recognition.preprocess import make_batch, stretched_width, widths
 
 # PP-OCR recognisers (PPLCNetV3 / SVTR backbones) emit one CTC step per 8 input columns
 CTC_STRIDE = 8
@@ -85,7 +85,7 @@ class Charset:
 
 def ctc_steps(h: int, w: int, shape, scale: float = 1.0) -> int:
     """CTC time steps the model emits for an ``h`` x ``w`` image fed alone, stretched ``scale`` times."""
-    return widths(h, max(1, round(w * scale)), shape)[1] // CTC_STRIDE
+    return widths(h, stretched_width(w, scale), shape)[1] // CTC_STRIDE
 
 
 def fits(ln: Line, charset: "Charset", shape, scale: float) -> str | None:

@@ -18,7 +18,7 @@ from ocrfleet.errors import InvalidInputError
 from ocrfleet.recognition.backends import select
 from ocrfleet.recognition.backends.base import Backend, EngineOptions
 from ocrfleet.recognition.decode import CTCDecoder
-from ocrfleet.recognition.preprocess import make_batch, stretch, to_bgr, widths
+from ocrfleet.recognition.preprocess import make_batch, stretch, stretched_width, to_bgr, widths
 from ocrfleet.recognition.sources import ModelFiles
 
 MAX_ASPECT = 2000  # a line more than 2000x wider than tall is not a text line
@@ -47,11 +47,11 @@ class Recognizer:
         batch_size = check_batch_size(batch_size)
         batch_size = min(batch_size, self.backend.max_batch or batch_size)
         prepared = list(images) if checked else [check_line(im) for im in images]
-        if self.files.width_scale != 1:
-            prepared = [stretch(im, self.files.width_scale) for im in prepared]
+        scale = self.files.width_scale  # lines stretched one batch at a time: at most 3x one batch in memory
+        sizes = [(im.shape[0], stretched_width(im.shape[1], scale)) for im in prepared]
         out: list[tuple[str, float] | None] = [None] * len(prepared)
-        for idx in plan_batches([im.shape[:2] for im in prepared], self.files.input_shape, batch_size, pack):
-            batch = make_batch([prepared[i] for i in idx], self.files.input_shape)
+        for idx in plan_batches(sizes, self.files.input_shape, batch_size, pack):
+            batch = make_batch([stretch(prepared[i], scale) for i in idx], self.files.input_shape)
             with self._lock:
                 if hasattr(self.backend, "run_argmax"):  # the CTC argmax on the backend's device
                     results = self.decoder.from_argmax(*self.backend.run_argmax(batch))

@@ -23,12 +23,16 @@ def widths(h: int, w: int, shape) -> tuple[int, int]:
     return min(padded, int(math.ceil(H * w / h))), padded
 
 
+def stretched_width(w: int, scale: float) -> int:
+    return w if scale == 1 else max(1, round(w * scale))
+
+
 def stretch(img: np.ndarray, scale: float) -> np.ndarray:
     """``img`` ``scale`` times as wide (same height): a fine-tuned model's ``width_scale``, which
     gives narrow handwriting more CTC steps per character. The image itself when ``scale`` is 1."""
     if scale == 1:
         return img
-    return cv2.resize(img, (max(1, round(img.shape[1] * scale)), img.shape[0]), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(img, (stretched_width(img.shape[1], scale), img.shape[0]), interpolation=cv2.INTER_LINEAR)
 
 
 def to_bgr(img: np.ndarray) -> np.ndarray:
