@@ -30,6 +30,9 @@ class EnqueueError(RuntimeError):
 
 
 _digest = jobspec.digest
+# Job.result() of a cancelled job: how long it waits for the job's own record after Celery's
+# REVOKED state (a fine-tune asks its cancel flag every 10 steps, a few seconds at most)
+REVOKE_GRACE_S = 15.0
 
 
 REGION_SHAPES = ("a region is a box [x1, y1, x2, y2], a flat quad [x1, y1, ..., x4, y4] or a quad "
@@ -131,16 +134,31 @@ class Job:
                 raise TimeoutError(f"job {self.id} not finished after {timeout} s") from exc
             raise
         record = contract.record_of(r.state, value)
+        if record is None and r.state == "REVOKED":
+            record = self._record_after_revoke(REVOKE_GRACE_S if timeout is None else min(REVOKE_GRACE_S, timeout))
         if record is not None:
             return record
-        if r.state == "REVOKED":  # cancelled while queued (the worker then stores the full record)
+        if r.state == "REVOKED":  # no record from the worker within the grace
             return {"job_id": self.id, "status": JobStatus.CANCELLED, "result_uri": None, "summary": None,
-                    "error": {"code": "CANCELLED", "message": "job was cancelled before it ran"}}
+                    "error": {"code": "CANCELLED", "message": "job was cancelled"}}
         if type(value).__name__ == "TimeLimitExceeded":
             return {"job_id": self.id, "status": JobStatus.FAILED, "result_uri": None, "summary": None,
                     "error": {"code": "TIME_LIMIT", "message": f"job exceeded the hard time limit ({value})"}}
         return {"job_id": self.id, "status": JobStatus.FAILED, "result_uri": None, "summary": None,
                 "error": {"code": "INTERNAL", "message": f"{type(value).__name__}: {value}"}}
+
+    def _record_after_revoke(self, grace: float) -> dict | None:
+        """Celery marks a cancelled job REVOKED at once; the job's own record follows (written by
+        the job when it stops, at step N of a fine-tune, or by the worker's parent for a queued
+        job): wait up to ``grace`` seconds for it, reading the backend afresh (Celery caches a
+        REVOKED state as final)."""
+        deadline = time.monotonic() + grace
+        while True:
+            meta = self.producer.app.backend.get_task_meta(self.id, cache=False)
+            record = contract.record_of(meta.get("status"), meta.get("result"))
+            if record is not None or time.monotonic() >= deadline:
+                return record
+            time.sleep(0.2)
 
     def fetch_result(self) -> dict:
         """The full result JSON from S3."""

@@ -384,8 +384,11 @@ def test_finetune_job_cancelled_while_training(producer, settings, finetune_work
     queued.cancel()  # -c 1: still waiting behind the first
     job.cancel()
 
-    def stored_result(j):  # (a revoked task's record can come before its result object)
-        assert j.result(timeout=60)["status"] == "cancelled"
+    record = job.result(timeout=60)  # Celery's REVOKED comes first: result() waits for the job's own record
+    assert record["status"] == "cancelled" and "stopped on request" in record["error"]["message"], record
+    assert queued.result(timeout=60)["error"]["message"] == "job was cancelled before it ran"
+
+    def stored_result(j):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:

@@ -129,6 +129,35 @@ def test_cancel_before_start(producer, settings, inputs):
     assert job.status() == "cancelled"
 
 
+def test_result_of_a_cancelled_job_waits_for_its_own_record(producer, monkeypatch):
+    """Celery stores REVOKED the moment a job is cancelled; the job's own record (a fine-tune
+    stopped at step N, or a queued job finalized by the worker's parent) comes a moment later:
+    ``Job.result()`` waits for it, and without one within ``REVOKE_GRACE_S`` says cancelled."""
+    import threading
+    import time
+
+    from ocrfleet.producer import client
+
+    backend = producer.app.backend
+    job_id = f"revoked-{uuid.uuid4().hex}"
+    record = {"job_id": job_id, "status": "cancelled", "result_uri": None, "summary": None,
+              "error": {"code": "CANCELLED", "message": "stopped on request at step 40"}}
+    backend.mark_as_revoked(job_id, "revoked")
+    later = threading.Timer(1.0, backend.store_result, args=(job_id, record, "SUCCESS"))
+    later.start()
+    try:
+        assert producer.job(job_id).result(timeout=30) == record
+    finally:
+        later.join()
+    lone = f"revoked-{uuid.uuid4().hex}"
+    backend.mark_as_revoked(lone, "revoked")
+    monkeypatch.setattr(client, "REVOKE_GRACE_S", 0.5)
+    t0 = time.monotonic()
+    got = producer.job(lone).result(timeout=30)
+    assert got["status"] == "cancelled" and got["error"] == {"code": "CANCELLED", "message": "job was cancelled"}
+    assert 0.4 < time.monotonic() - t0 < 10
+
+
 def test_unknown_job_status(producer):
     assert producer.job("never-submitted").status() == "unknown"
 
