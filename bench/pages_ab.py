@@ -28,26 +28,22 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pages import ROOT, build_pages  # noqa: E402
+from pages import ROOT, build_pages, load_page_engine  # noqa: E402
 
 PAUSE_S = 0.03
 
 
 def load(size: str, variants: dict) -> dict:
-    try:
-        from faster_paddle import OcrEngine
-    except ImportError:
-        raise SystemExit("faster-paddle is not importable here: pip install faster-paddle==1.0.4 into this venv")
-    from ocrfleet import PaddleOCR
+    """{engine: path -> number of lines}, built by ``bench/pages.py``'s own engine loader."""
+    import importlib.util
 
-    engine = OcrEngine(model_size=size)
-    runs = {"faster-paddle": lambda p: len(engine.ocr(Path(p).read_bytes())["bounds"])}
+    if importlib.util.find_spec("faster_paddle") is None:
+        raise SystemExit("faster-paddle is not importable here: pip install faster-paddle==1.0.4 into this venv")
+    engines = {"faster-paddle": ("faster-paddle", {"model_size": size})}
     for name, kw in variants.items():
-        ocr = PaddleOCR(text_detection_model_name=f"PP-OCRv6_{size}_det",
-                        text_recognition_model_name=f"PP-OCRv6_{size}_rec",
-                        use_textline_orientation=False, cpu_threads=2, **kw)
-        runs[name] = (lambda o: lambda p: sum(len(r["rec_texts"]) for r in o.predict(p)))(ocr)
-    return runs
+        engines[name] = ("ocrfleet", {"det": f"PP-OCRv6_{size}_det", "rec": f"PP-OCRv6_{size}_rec", **kw})
+    return {name: (lambda run: lambda p: len(run(p)))(load_page_engine(kind, opts, {}))
+            for name, (kind, opts) in engines.items()}
 
 
 def measure(runs: dict, pages: list[str], repeat: int) -> dict:
