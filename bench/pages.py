@@ -116,7 +116,8 @@ def load_page_engine(kind: str, opts: dict, dirs: dict):
         return lambda p: [(q.tolist(), t) for r in ocr.predict(p) for q, t in zip(r["rec_polys"], r["rec_texts"])]
     from faster_paddle import OcrEngine
 
-    engine = OcrEngine(model_size=opts["model_size"])  # its config(): spinning det / rec threads
+    extra = {k: v for k, v in opts.items() if k != "list"}  # model_size and any OcrEngine option
+    engine = OcrEngine(**extra)  # its config: spinning det / rec threads
 
     def lines(res):
         out = []

@@ -43,6 +43,8 @@ def test_fast_preset_detection_parameters(fast):
     assert explicit.text_det_params["max_side_limit"] == 1600
     default = PaddleOCR(**MODELS, cpu_threads=1)
     assert default.text_det_params == DET_DEFAULTS  # PaddleOCR's OCR.yaml, untouched
+    assert (fast.rec_batch_size, default.rec_batch_size, explicit.rec_batch_size) == (2, 6, 2)
+    assert PaddleOCR(**MODELS, cpu_threads=1, preset="fast", text_recognition_batch_size=4).rec_batch_size == 4
     with pytest.raises(ValueError, match="preset"):
         PaddleOCR(**MODELS, preset="fastest")
 
@@ -84,6 +86,42 @@ def test_parallel_engines_give_batch_one_text_on_real_lines(fast, page):
     assert [t for t, _ in got] == [t for t, _ in alone]
     assert np.allclose([s for _, s in got], [s for _, s in alone], atol=1e-5)
     assert parallel.recognize([], 6) == []
+
+
+def test_fast_preset_keeps_every_engine_busy_on_a_short_page(fast, page):
+    """Two lines of the same padded width on a two-core preset: batches no larger than the lines
+    per engine, so each engine reads one (in one batch of 2, one engine would read both, the other
+    idle)."""
+    import threading
+
+    from ocrfleet.ocr.geometry import crop_line, sort_boxes
+
+    engines = fast._recognizer.recognizers
+    if len(engines) < 2:
+        pytest.skip("one core: a single recognition engine")
+    polys, _ = fast.text_det_model.detect(page)
+    crop = next(c for c in (crop_line(page, q) for q in sort_boxes(polys)) if c is not None)
+    short = cv2.resize(crop, (max(8, crop.shape[1] // 4), crop.shape[0]))  # padded to the model's width
+    calls: dict[int, list[int]] = {}
+    lock = threading.Lock()
+    originals = [r.recognize for r in engines]
+
+    def counting(k, original):
+        def recognize(images, *args, **kwargs):
+            with lock:
+                calls.setdefault(k, []).append(len(images))
+            return original(images, *args, **kwargs)
+        return recognize
+
+    try:
+        for k, r in enumerate(engines):
+            r.recognize = counting(k, originals[k])
+        got = fast._recognize_lazy([short.shape[:2]] * 2, lambda i: short)
+    finally:
+        for r in engines:
+            del r.recognize
+    assert sorted(calls) == [0, 1] and calls == {0: [1], 1: [1]}
+    assert got[0] == got[1] == engines[0].recognize([short], 1)[0]
 
 
 def test_cli_preset(capsys):

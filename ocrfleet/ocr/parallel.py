@@ -3,9 +3,10 @@
 On a CPU, one engine with N threads spends much of a short line's model call waking and joining
 its threads; N engines of one thread each, fed whole "exact" batches (lines of the same padded
 width, see ``ocrfleet.recognition.engine``) from a shared list, widest batches first, keep every
-core busy. Each line is read exactly as it would be alone, so the text is the same as one
-engine's at batch size 1 (tested in tests/test_pipeline.py). Costs one more copy of the
-recognition model and its buffers per extra engine.
+core busy; exact batches are made no larger than the lines divided by the engines (two lines
+of one width on two engines: one each, not both on one). Each line is read exactly as it would
+be alone, so the text is the same as one engine's at batch size 1 (tests/test_pipeline_presets.py).
+Costs one more copy of the recognition model and its buffers per extra engine.
 """
 from __future__ import annotations
 
@@ -37,6 +38,8 @@ class ParallelRecognizer:
         if len(self.recognizers) == 1 or len(sizes) < 2:
             return self.recognizers[0].recognize([load(i) for i in range(len(sizes))], batch_size, pack)
         shape = self.recognizers[0].files.input_shape
+        if pack == "exact":  # no engine idle for want of a batch: the text is the same at any size
+            batch_size = min(batch_size, -(-len(sizes) // len(self.recognizers)))
         batches = plan_batches(sizes, shape, batch_size, pack)
         batches.sort(key=lambda idx: -len(idx) * widths(*sizes[idx[0]], shape)[1])  # largest work first
         free: queue.Queue = queue.Queue()

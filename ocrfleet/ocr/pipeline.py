@@ -21,8 +21,9 @@ Deliberate differences from PaddleOCR 3.7 (see docs/pages.md):
 PaddleOCR's detector size for faster-paddle's: the page's short side grown to at least 736 px,
 its long side capped at 1600 px (``FAST_DET``), with the detector's own DB thresholds (its
 inference.yml; PP-OCRv6: 0.2 / 0.4-0.45 / 1.4) instead of OCR.yaml's; and recognises on one
-single-threaded engine per core (``ocrfleet.ocr.parallel``: the same text as one engine), the
-crops cut in those engines' threads; over several pages (list, directory, PDF) the next page is
+single-threaded engine per core (``ocrfleet.ocr.parallel``: the same text as one engine), two
+lines per model call unless ``text_recognition_batch_size`` says otherwise, the crops cut in those
+engines' threads; over several pages (list, directory, PDF) the next page is
 detected on a second thread while this one is recognised (``ocrfleet.ocr.ahead``: same results,
 same order). Explicit ``text_det_*`` arguments still win. See docs/pages.md "Presets".
 """
@@ -53,6 +54,9 @@ DET_DEFAULTS = {"limit_side_len": 64, "limit_type": "min", "thresh": 0.3, "max_s
                 "box_thresh": 0.6, "unclip_ratio": 1.5}
 CLS_MODEL = "PP-LCNet_x1_0_textline_ori"  # OCR.yaml's textline orientation model
 REC_BATCH_SIZE = 6
+# preset="fast" on a CPU: two lines per model call on each per-core engine (exact-width batches:
+# the text is the same at any batch size); see docs/pages.md "Presets" for the measurement
+FAST_REC_BATCH_SIZE = 2
 CLS_BATCH_SIZE = 6
 # preset="fast": faster-paddle 1.0.4's detector resize (DetResizeForTest "min" 736, capped at 1600)
 FAST_DET = {"limit_side_len": 736, "limit_type": "min", "max_side_limit": 1600}
@@ -103,7 +107,6 @@ class PaddleOCR:
         self.errors: list[OcrFleetError] = []
         self.preset = preset
         self.text_rec_score_thresh = 0.0 if text_rec_score_thresh is None else float(text_rec_score_thresh)
-        self.rec_batch_size = text_recognition_batch_size or REC_BATCH_SIZE
         self.cls_batch_size = textline_orientation_batch_size or CLS_BATCH_SIZE
         engine = dict(device=device, enable_hpi=enable_hpi, use_tensorrt=use_tensorrt, precision=precision,
                       enable_mkldnn=enable_mkldnn, mkldnn_cache_capacity=mkldnn_cache_capacity,
@@ -118,6 +121,7 @@ class PaddleOCR:
             if value is not None:
                 self.text_det_params[key] = value
         parallel = preset == "fast" and parse_device(device)[0][0] == "cpu"
+        self.rec_batch_size = text_recognition_batch_size or (FAST_REC_BATCH_SIZE if parallel else REC_BATCH_SIZE)
         self.text_rec_model = TextRecognition(model_name=text_recognition_model_name,
                                               model_dir=text_recognition_model_dir,
                                               input_shape=text_rec_input_shape,
