@@ -85,8 +85,9 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="ocrfleet-bench-pages-ab-") as tmp:
         pages, truth = build_pages(Path(tmp), args.shared)
         got = measure(runs, pages, args.repeat)
-    right = {k: sum(round(a["e2e"] * a["lines"]) for a in accuracy(v, pages, truth).values())
-             for k, v in got["lines"].items()}
+    scored = {k: accuracy(v, pages, truth).values() for k, v in got["lines"].items()}
+    right = {k: sum(round(a["e2e"] * a["lines"]) for a in v) for k, v in scored.items()}
+    scored_lines = sum(a["lines"] for a in next(iter(scored.values())))
     best = {k: [min(ts) for ts in v] for k, v in got["times"].items()}
     median = {k: [sorted(ts)[len(ts) // 2] for ts in v] for k, v in got["times"].items()}
     ref_best, ref_median = sum(best["faster-paddle"]), sum(median["faster-paddle"])
@@ -97,7 +98,7 @@ def main(argv=None) -> int:
     summary = {k: {"sum_fastest_s": sum(best[k]), "sum_median_s": sum(median[k]),
                    "vs_faster_paddle_fastest": ref_best / sum(best[k]),
                    "vs_faster_paddle_median": ref_median / sum(median[k]),
-                   "lines_right": right[k], "lines_truth": sum(len(gt) for _, gt in truth.values())} for k in runs}
+                   "lines_right": right[k], "lines_truth": scored_lines} for k in runs}
     for k, s in summary.items():
         print(f"{k:16} fastest {s['sum_fastest_s']:6.3f} s ({s['vs_faster_paddle_fastest']:.3f}x)   "
               f"median {s['sum_median_s']:6.3f} s ({s['vs_faster_paddle_median']:.3f}x)   "
