@@ -101,7 +101,7 @@ def test_fast_preset_keeps_every_engine_busy_on_a_short_page(fast, page):
         pytest.skip("one core: a single recognition engine")
     polys, _ = fast.text_det_model.detect(page)
     crop = next(c for c in (crop_line(page, q) for q in sort_boxes(polys)) if c is not None)
-    short = cv2.resize(crop, (max(8, crop.shape[1] // 4), crop.shape[0]))  # padded to the model's width
+    short = cv2.resize(crop, (max(8, crop.shape[1] // 4), crop.shape[0]))  # two copies: one padded width
     calls: dict[int, list[int]] = {}
     lock = threading.Lock()
     originals = [r.recognize for r in engines]
