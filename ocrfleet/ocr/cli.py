@@ -45,6 +45,8 @@ def register(sub) -> argparse.ArgumentParser:
     add_engine_args(p)
     p.add_argument("--preset", default=None, choices=["fast"],
                    help="fast: faster-paddle's detector size and DB thresholds, one rec engine per core (docs/pages.md)")
+    p.add_argument("--reading_order", default=None, choices=["columns"],
+                   help="columns: read multi-column pages column by column (default: PaddleOCR's order)")
     p.add_argument("--text", action="store_true", help="print each page's text instead of its result")
     p.set_defaults(func=run_ocr)
     return p
@@ -59,7 +61,8 @@ def run_ocr(args) -> int:
     ocr = PaddleOCR(**kwargs, ocr_version=args.ocr_version, device=args.device, enable_hpi=args.enable_hpi,
                     use_tensorrt=args.use_tensorrt, precision=args.precision, enable_mkldnn=args.enable_mkldnn,
                     mkldnn_cache_capacity=args.mkldnn_cache_capacity, cpu_threads=args.cpu_threads,
-                    backend=args.backend, on_error=args.on_error, preset=args.preset)
+                    backend=args.backend, on_error=args.on_error, preset=args.preset,
+                    reading_order=args.reading_order)
     for res in ocr.predict_iter(args.input):
         if args.text:
             print(res.text)

@@ -26,6 +26,9 @@ lines per model call unless ``text_recognition_batch_size`` says otherwise, the 
 engines' threads; over several pages (list, directory, PDF) the next page is
 detected on a second thread while this one is recognised (``ocrfleet.ocr.ahead``: same results,
 same order). Explicit ``text_det_*`` arguments still win. See docs/pages.md "Presets".
+
+``reading_order="columns"`` (keyword-only; default ``None``: PaddleOCR's sort) reads multi-column
+pages column by column (``ocrfleet.ocr.columns``); it changes the order of the lines only.
 """
 from __future__ import annotations
 
@@ -37,6 +40,7 @@ from typing import Iterator
 from ocrfleet.errors import InvalidInputError, ModelUnavailableError, OcrFleetError
 from ocrfleet.detection.api import check_page
 from ocrfleet.ocr.ahead import ahead
+from ocrfleet.ocr.columns import READING_ORDERS, column_order
 from ocrfleet.ocr.geometry import line_shape, minarea_quad, points_to_boxes, rotate_180, sort_boxes
 from ocrfleet.ocr.models import ocr_model_names
 from ocrfleet.ocr.parallel import ParallelRecognizer
@@ -80,7 +84,8 @@ class PaddleOCR:
                  text_rec_score_thresh=None, return_word_box=None, text_rec_input_shape=None,
                  lang=None, ocr_version=None, device=None, enable_hpi=False, use_tensorrt=False,
                  precision="fp32", enable_mkldnn=True, mkldnn_cache_capacity=10, cpu_threads=10, *,
-                 backend: str | None = None, on_error: str = "raise", preset: str | None = None):
+                 backend: str | None = None, on_error: str = "raise", preset: str | None = None,
+                 reading_order: str | None = None):
         from ocrfleet.detection import TextDetection
         from ocrfleet.recognition.api import TextRecognition
 
@@ -88,6 +93,9 @@ class PaddleOCR:
             raise ValueError("on_error must be 'raise' or 'skip'")
         if preset not in PRESETS:
             raise ValueError(f"preset must be one of {PRESETS}, not {preset!r}")
+        if reading_order not in READING_ORDERS:
+            raise ValueError(f"reading_order must be one of {READING_ORDERS}, not {reading_order!r}")
+        self.reading_order = reading_order
         if all(v is None for v in (text_detection_model_name, text_detection_model_dir,
                                    text_recognition_model_name, text_recognition_model_dir)):
             text_detection_model_name, text_recognition_model_name = ocr_model_names(lang, ocr_version)
@@ -197,8 +205,11 @@ class PaddleOCR:
                 page, limit_side_len=det_params["limit_side_len"], limit_type=det_params["limit_type"],
                 thresh=det_params["thresh"], box_thresh=det_params["box_thresh"],
                 unclip_ratio=det_params["unclip_ratio"], max_side_limit=det_params["max_side_limit"])
+            ordered = sort_boxes(polys)
+            if self.reading_order == "columns":
+                ordered = column_order(ordered)
             dt_polys, quads, shapes = [], [], []
-            for poly in sort_boxes(polys):
+            for poly in ordered:
                 quad = minarea_quad(poly)
                 shape = line_shape(quad)
                 if shape is not None:
