@@ -35,6 +35,7 @@ def gutters(boxes: np.ndarray) -> list[float]:
     for a, b in zip(x0[narrow], x1[narrow]):
         covered[int(np.floor(a)) - start:int(np.ceil(b)) - start + 1] = True
     min_width = max(2.0, GUTTER_LINES * float(np.median(heights)))
+    centres = (x0[narrow] + x1[narrow]) / 2
     cuts, run = [], None
     for i, c in enumerate(covered):
         if not c and run is None:
@@ -42,7 +43,6 @@ def gutters(boxes: np.ndarray) -> list[float]:
         elif c and run is not None:
             if i - run >= min_width:
                 cut = start + (run + i) / 2
-                centres = (x0[narrow] + x1[narrow]) / 2
                 prev = cuts[-1] if cuts else -np.inf
                 if (((centres > prev) & (centres < cut)).sum() >= MIN_COLUMN_LINES
                         and (centres > cut).sum() >= MIN_COLUMN_LINES):
