@@ -1,5 +1,5 @@
-"""``PaddleOCR(preset="fast")``: faster-paddle's detector size and DB thresholds, recognition on one
-single-threaded engine per core — with the same text as one engine at batch size 1.
+"""``PaddleOCR(preset="fast")``: faster-paddle's detector size, DB thresholds and recognition padding,
+recognition on one single-threaded engine per core — with the same text as one engine at batch size 1.
 
 Real bundled weights (PP-OCRv6 tiny det + rec), a real rendered A4 page. Speed is measured in
 bench/pages.py, not here.
@@ -45,6 +45,12 @@ def test_fast_preset_detection_parameters(fast):
     assert default.text_det_params == DET_DEFAULTS  # PaddleOCR's OCR.yaml, untouched
     assert (fast.rec_batch_size, default.rec_batch_size, explicit.rec_batch_size) == (2, 6, 2)
     assert PaddleOCR(**MODELS, cpu_threads=1, preset="fast", text_recognition_batch_size=4).rec_batch_size == 4
+    # recognition padding: faster-paddle's 64 px for PP-OCRv6 tiny under the preset, PaddleOCR's 320 without
+    widths = [o.text_rec_model.files.input_shape[2] for o in (fast, explicit, default)]
+    assert widths == [64, 64, 320] and fast.text_rec_model.files.input_shape[1] == 48
+    assert all(r.files.input_shape[2] == 64 for r in fast._recognizer.recognizers)  # every engine alike
+    own = PaddleOCR(**MODELS, cpu_threads=1, preset="fast", text_rec_input_shape=[3, 48, 320])
+    assert own.text_rec_model.files.input_shape[2] == 320  # an explicit shape wins
     with pytest.raises(ValueError, match="preset"):
         PaddleOCR(**MODELS, preset="fastest")
 

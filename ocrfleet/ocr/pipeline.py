@@ -20,8 +20,9 @@ Deliberate differences from PaddleOCR 3.7 (see docs/pages.md):
 ``preset="fast"`` (keyword-only; default ``None``: PaddleOCR's behaviour exactly) trades
 PaddleOCR's detector size for faster-paddle's: the page's short side grown to at least 736 px,
 its long side capped at 1600 px (``FAST_DET``), with the detector's own DB thresholds (its
-inference.yml; PP-OCRv6: 0.2 / 0.4-0.45 / 1.4) instead of OCR.yaml's; and recognises on one
-single-threaded engine per core (``ocrfleet.ocr.parallel``: the same text as one engine), two
+inference.yml; PP-OCRv6: 0.2 / 0.4-0.45 / 1.4) instead of OCR.yaml's; pads the PP-OCRv6 tiny / small
+recognisers' short lines to faster-paddle's 64 / 96 px instead of 320 (``FAST_REC_MIN_WIDTH``; an
+explicit ``text_rec_input_shape`` wins); and recognises on one single-threaded engine per core (``ocrfleet.ocr.parallel``: the same text as one engine), two
 lines per model call unless ``text_recognition_batch_size`` says otherwise, the crops cut in those
 engines' threads; over several pages (list, directory, PDF) the next page is
 detected on a second thread while this one is recognised (``ocrfleet.ocr.ahead``: same results,
@@ -64,6 +65,10 @@ FAST_REC_BATCH_SIZE = 2
 CLS_BATCH_SIZE = 6
 # preset="fast": faster-paddle 1.0.4's detector resize (DetResizeForTest "min" 736, capped at 1600)
 FAST_DET = {"limit_side_len": 736, "limit_type": "min", "max_side_limit": 1600}
+# preset="fast": faster-paddle 1.0.4's recognition padding (its rec_min_width) for the recognisers it
+# ships: lines narrower are padded to this width, not PaddleOCR's 320 px (docs/pages.md "Presets")
+FAST_REC_MIN_WIDTH = {"PP-OCRv6_tiny_rec": 64, "PP-OCRv6_small_rec": 96}
+REC_HEIGHT = 48
 PRESETS = (None, "fast")
 DOC_MODELS = {"use_doc_orientation_classify": "PP-LCNet_x1_0_doc_ori", "use_doc_unwarping": "UVDoc"}
 
@@ -129,6 +134,8 @@ class PaddleOCR:
             if value is not None:
                 self.text_det_params[key] = value
         parallel = preset == "fast" and parse_device(device)[0][0] == "cpu"
+        if preset == "fast" and text_rec_input_shape is None and text_recognition_model_name in FAST_REC_MIN_WIDTH:
+            text_rec_input_shape = [3, REC_HEIGHT, FAST_REC_MIN_WIDTH[text_recognition_model_name]]
         self.rec_batch_size = text_recognition_batch_size or (FAST_REC_BATCH_SIZE if parallel else REC_BATCH_SIZE)
         self.text_rec_model = TextRecognition(model_name=text_recognition_model_name,
                                               model_dir=text_recognition_model_dir,
