@@ -71,6 +71,8 @@ def register(subparsers) -> None:
                         "allowed_model_roots (ONNX + inference.yml, e.g. `ocrfleet finetune`'s output)")
     s.add_argument("--textline-orientation", action=argparse.BooleanOptionalAction, default=None,
                    help="page jobs: turn lines the classifier finds upside down (default off)")
+    s.add_argument("--reading-order", dest="reading_order", choices=["columns"], default=None,
+                   help="page jobs: read multi-column pages column by column (default: PaddleOCR's order)")
     s.add_argument("--wait", action="store_true",
                    help="wait and print the recognised text (exit 0 succeeded, 1 failed, 3 timed out)")
     s.add_argument("--json", action="store_true",
@@ -234,7 +236,7 @@ def _enqueue(args):
             webhook_url=args.webhook_url, priority=priority, device=args.device, job_id=args.job_id,
             metadata=json.loads(args.metadata) if args.metadata else None, visualize=args.visualize,
             mode=args.mode, det_model_name=args.det_model_name, use_textline_orientation=args.textline_orientation,
-            model_dir=args.model_dir)
+            model_dir=args.model_dir, reading_order=args.reading_order)
     return _guarded(make)
 
 

@@ -69,20 +69,12 @@ MODELS = dict(text_detection_model_name="PP-OCRv6_tiny_det", text_recognition_mo
 
 @pytest.fixture
 def two_column_page(tmp_path):
-    from PIL import Image, ImageDraw, ImageFont
+    import cv2
 
-    from ocrfleet.recognition.visualize import font_path
+    from ocrfleet.testing.pages import two_column_page as render
 
-    font = ImageFont.truetype(font_path(), 30)
-    img = Image.new("RGB", (1190, 900), "white")
-    draw = ImageDraw.Draw(img)
-    draw.text((80, 40), "TWO COLUMN REPORT", font=font, fill="black")
-    words = ["ALPHA", "BRAVO", "CHARLIE", "DELTA", "ECHO", "FOXTROT"]
-    for i, w in enumerate(words):
-        draw.text((80, 140 + 90 * i), f"LEFT {i + 1} {w}", font=font, fill="black")
-        draw.text((640, 142 + 90 * i), f"RIGHT {i + 1} {w}", font=font, fill="black")
     path = tmp_path / "two_columns.png"
-    img.save(path)
+    cv2.imwrite(str(path), render())
     return path
 
 

@@ -28,6 +28,8 @@ Version 1 (``"spec_version": 1``)::
                                                    #   inference.yml) under allowed_model_roots;
                                                    #   model_name then names it (jobs/model_dirs.py)
       "use_textline_orientation": false,           # optional: page jobs turn upside-down lines
+      "reading_order": "columns",                  # optional: page jobs read multi-column pages
+                                                   #   column by column (absent: PaddleOCR's order)
       "submitted_at": 1700000000.0
     }
 """
@@ -97,6 +99,7 @@ SCHEMA: dict = {
         "det_model_name": {"type": "string", "pattern": MODEL_PATTERN},
         "model_dir": {"type": "string", "minLength": 1, "maxLength": 1024, "pattern": r"^(s3|file)://"},
         "use_textline_orientation": {"type": "boolean"},
+        "reading_order": {"enum": ["columns"]},                         # page jobs (ocrfleet.ocr.columns)
         "tenant": {"type": "string", "pattern": TENANT_PATTERN},
         "submitted_at": {"type": "number"},
     },

@@ -189,9 +189,10 @@ class Producer:
     def build_spec(self, inputs, *, model_name=None, batch_size=None, pages=None, regions=None,
                    webhook_url=None, priority="normal", device="cpu", job_id=None, metadata=None,
                    visualize=False, tenant=None, mode=None, det_model_name=None,
-                   use_textline_orientation=None, model_dir=None) -> dict:
+                   use_textline_orientation=None, model_dir=None, reading_order=None) -> dict:
         """``mode``: "auto" | "page" | "line" for inputs without regions (docs/fleet.md "Page jobs");
         ``det_model_name`` / ``use_textline_orientation``: page jobs' detector and line turning;
+        ``reading_order="columns"``: page jobs read multi-column pages column by column;
         ``model_dir``: a custom recognition model (``file:///dir`` or ``s3://bucket/prefix``) under
         the ``allowed_model_roots`` setting, named by ``model_name`` (docs/fleet.md "Custom models")."""
         s = self.settings
@@ -215,7 +216,8 @@ class Producer:
         if tenant:
             spec["tenant"] = tenant
         for key, value in (("mode", mode), ("det_model_name", det_model_name),
-                           ("use_textline_orientation", use_textline_orientation), ("model_dir", model_dir)):
+                           ("use_textline_orientation", use_textline_orientation), ("model_dir", model_dir),
+                           ("reading_order", reading_order)):
             if value is not None:  # only when set: older workers refuse unknown spec keys
                 spec[key] = value
         return self.check(spec)

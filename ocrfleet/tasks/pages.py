@@ -14,7 +14,8 @@ A page: scaled down to ``max_page_pixels`` when larger (polys are reported in th
 page's pixels); the detector (spec ``det_model_name``, default ``default_det_model``) with the
 pipeline's parameters (``ocrfleet.ocr.pipeline.DET_DEFAULTS``; worker settings ``page_preset``
 "fast": ``PaddleOCR(preset="fast")``'s, and ``page_det_max_side`` > 0: the detector's input
-capped at that long side, crops still cut from the page, see ``det_params``); PaddleOCR's reading-order sort;
+capped at that long side, crops still cut from the page, see ``det_params``); PaddleOCR's reading-order sort
+(spec ``"reading_order": "columns"``: multi-column pages column by column, ``ocrfleet.ocr.columns``);
 one crop per box (``ocrfleet.ocr.geometry.crop_line``); with ``use_textline_orientation`` the
 crops the classifier calls 180 degrees are turned. More than ``max_page_lines`` boxes on one
 page: TOO_LARGE naming the input and page. No box: zero lines (a blank page is no error).
@@ -61,12 +62,14 @@ class PageReader:
         self.s, self.spec, self.models, self.timings = s, spec, models, timings
         self.det_name = spec.get("det_model_name") or s.default_det_model
         self.use_cls = bool(spec.get("use_textline_orientation", False))
+        self.columns = spec.get("reading_order") == "columns"
         self.keep_images = bool(spec.get("visualize"))
         self.pages: list[dict] = []
         self.images: list[np.ndarray] = []  # the (scaled) pages, only with visualize
 
     def read(self, entry: dict, image: np.ndarray) -> list[tuple[dict, np.ndarray]]:
         """(line entry, crop) per detected line of one page, in reading order."""
+        from ocrfleet.ocr.columns import column_order
         from ocrfleet.ocr.geometry import crop_line, rotate_180, sort_boxes
         from ocrfleet.ocr.pipeline import CLS_MODEL
 
@@ -85,8 +88,11 @@ class PageReader:
         if len(polys) > self.s.max_page_lines:
             raise InputTooLargeError(f"{where}: {len(polys)} text lines detected; the limit is "
                                      f"{self.s.max_page_lines} per page (max_page_lines)", input_ref=entry["input_path"])
+        ordered = sort_boxes(polys)
+        if self.columns:
+            ordered = column_order(ordered)
         kept, crops = [], []
-        for poly in sort_boxes(polys):
+        for poly in ordered:
             crop = crop_line(image, poly)
             if crop is not None:
                 kept.append(poly)

@@ -186,7 +186,14 @@ def test_spec_fields_of_page_jobs(page_producer):
     assert (spec["mode"], spec["inputs"][0]["mode"], spec["det_model_name"], spec["use_textline_orientation"]) == \
         ("page", "line", "PP-OCRv6_tiny_det", True)
     assert "mode" not in page_producer.build_spec("s3://in/a.png")  # only sent when set
-    for bad in (dict(mode="pages"), dict(det_model_name="../x"), dict(use_textline_orientation="yes")):
+    assert page_producer.build_spec("s3://in/a.png", reading_order="columns")["reading_order"] == "columns"
+    assert "reading_order" not in page_producer.build_spec("s3://in/a.png")
+    from ocrfleet import cli
+
+    args = cli.build_parser().parse_args(["submit", "s3://in/a.png", "--reading-order", "columns"])
+    assert args.reading_order == "columns"
+    for bad in (dict(mode="pages"), dict(det_model_name="../x"), dict(use_textline_orientation="yes"),
+                dict(reading_order="rows")):
         with pytest.raises(SpecError):
             page_producer.build_spec("s3://in/a.png", **bad)
 
@@ -200,6 +207,34 @@ def test_textline_orientation_as_in_process(page_producer, page_worker, inputs):
                     cpu_threads=1).predict(str(DATA / "receipts/wildreceipt/2.jpeg"))[0]
     assert [e["rec_text"] for e in result["items"]] == list(res["rec_texts"]) and len(res["rec_texts"]) > 5
     assert result["timings"]["classify_s"] > 0
+
+
+def test_reading_order_columns_as_in_process(page_producer, page_worker, s3_server):
+    """``"reading_order": "columns"``: a two-column page's lines come column by column, as the
+    in-process pipeline with ``reading_order="columns"`` gives them; without it, PaddleOCR's order
+    (the columns interleave). A value other than "columns" is refused before enqueue."""
+    from ocrfleet import PaddleOCR
+    from ocrfleet.producer import SpecError
+    from ocrfleet.testing.pages import two_column_page
+
+    page = two_column_page()
+    ref = _put(s3_server, f"pages/columns-{uuid.uuid4().hex[:6]}.png", _png(page))
+    record, result = _run(page_producer, [ref], mode="page", reading_order="columns")
+    assert record["status"] == "succeeded", record
+    res = PaddleOCR(text_detection_model_name=DET, text_recognition_model_name=REC, use_textline_orientation=False,
+                    cpu_threads=1, reading_order="columns").predict(page)[0]
+    texts = [e["rec_text"] for e in result["items"]]
+    assert texts == list(res["rec_texts"]) and result["pages"][0]["text"] == res.text
+    assert [e["poly"] for e in result["items"]] == [np.asarray(p).tolist() for p in res["rec_polys"]]
+    sides = [t.replace(" ", "")[:4] for t in texts if t.replace(" ", "").startswith(("LEFT", "RIGH"))]
+    assert sides == ["LEFT"] * 6 + ["RIGH"] * 6, texts
+    _, plain = _run(page_producer, [ref], mode="page")  # PaddleOCR's order: left, right, left, ...
+    assert sorted(e["rec_text"] for e in plain["items"]) == sorted(texts) != [e["rec_text"] for e in plain["items"]]
+    for bad in ("rows", "", None, 1):
+        spec = page_producer.build_spec(ref)
+        spec["reading_order"] = bad
+        with pytest.raises(SpecError):
+            page_producer.check(spec)
 
 
 def test_worker_detection_settings_are_honoured():
