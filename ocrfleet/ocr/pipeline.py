@@ -17,15 +17,16 @@ Deliberate differences from PaddleOCR 3.7 (see docs/pages.md):
   ``backend=`` picks the engine as in ``TextRecognition``; ``on_error="skip"`` skips bad inputs.
 * ``return_word_box=True`` is not supported (InvalidInputError).
 
-``preset="fast"`` (keyword-only; default ``None``: PaddleOCR's behaviour exactly) trades
-PaddleOCR's detector size for faster-paddle's: the page's short side grown to at least 736 px,
-its long side capped at 1600 px (``FAST_DET``), with the detector's own DB thresholds (its
-inference.yml; PP-OCRv6: 0.2 / 0.4-0.45 / 1.4) instead of OCR.yaml's; pads the PP-OCRv6 tiny / small
-recognisers' short lines to faster-paddle's 64 / 96 px instead of 320 (``FAST_REC_MIN_WIDTH``; an
-explicit ``text_rec_input_shape`` wins); and recognises on one single-threaded engine per core (``ocrfleet.ocr.parallel``: the same text as one engine), two
-lines per model call unless ``text_recognition_batch_size`` says otherwise, the crops cut in those
-engines' threads; over several pages (list, directory, PDF) the next page is
-detected on a second thread while this one is recognised (``ocrfleet.ocr.ahead``: same results,
+``preset="fast"`` (keyword-only; default ``None``: PaddleOCR's behaviour exactly) runs at
+faster-paddle 1.0.4's operating point: the page's short side grown to at least 736 px, its long
+side capped at 1600 px (``FAST_DET``), with the detector's own DB thresholds (its inference.yml;
+PP-OCRv6: 0.2 / 0.4-0.45 / 1.4) instead of OCR.yaml's; the PP-OCRv6 tiny / small recognisers'
+short lines padded to 64 / 96 px instead of 320 (``FAST_REC_MIN_WIDTH``; an explicit
+``text_rec_input_shape`` wins); and recognition on one single-threaded engine per core
+(``ocrfleet.ocr.parallel``: the same text as one engine), two lines per model call unless
+``text_recognition_batch_size`` says otherwise, the crops cut in those engines' threads; over
+several pages (list, directory, PDF) the next page is detected on a second thread while this one
+is recognised (``ocrfleet.ocr.ahead``: same results,
 same order). Explicit ``text_det_*`` arguments still win. See docs/pages.md "Presets".
 
 ``reading_order="columns"`` (keyword-only; default ``None``: PaddleOCR's sort) reads multi-column
