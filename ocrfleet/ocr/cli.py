@@ -44,7 +44,8 @@ def register(sub) -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="cpu, gpu, gpu:0")
     add_engine_args(p)
     p.add_argument("--preset", default=None, choices=["fast"],
-                   help="fast: faster-paddle's detector size and DB thresholds, one rec engine per core (docs/pages.md)")
+                   help="fast: faster-paddle's detector size, DB thresholds and (PP-OCRv6 tiny / small) recognition "
+                        "padding, one rec engine per core (docs/pages.md)")
     p.add_argument("--reading_order", default=None, choices=["columns"],
                    help="columns: read multi-column pages column by column (default: PaddleOCR's order)")
     p.add_argument("--text", action="store_true", help="print each page's text instead of its result")
