@@ -51,6 +51,15 @@ def gutters(boxes: np.ndarray) -> list[float]:
     return cuts
 
 
+def page_order(polys, reading_order: str | None = None) -> list[np.ndarray]:
+    """A page's boxes in reading order: PaddleOCR's sort, then column by column when
+    ``reading_order`` is "columns" (the pipeline's and page jobs' one ordering)."""
+    from ocrfleet.ocr.geometry import sort_boxes
+
+    ordered = sort_boxes(polys)
+    return column_order(ordered) if reading_order == "columns" else ordered
+
+
 def column_order(boxes: list[np.ndarray]) -> list[np.ndarray]:
     """``boxes`` (4x2 quads in PaddleOCR's reading order) in column-by-column reading order."""
     if len(boxes) < 2 * MIN_COLUMN_LINES:

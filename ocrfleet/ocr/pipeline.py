@@ -21,13 +21,12 @@ Deliberate differences from PaddleOCR 3.7 (see docs/pages.md):
 faster-paddle 1.0.4's operating point: the page's short side grown to at least 736 px, its long
 side capped at 1600 px (``FAST_DET``), with the detector's own DB thresholds (its inference.yml;
 PP-OCRv6: 0.2 / 0.4-0.45 / 1.4) instead of OCR.yaml's; the PP-OCRv6 tiny / small recognisers'
-short lines padded to 64 / 96 px instead of 320 (``FAST_REC_MIN_WIDTH``; an explicit
+short lines padded to 64 / 96 px instead of 320 (``FAST_REC_INPUT_SHAPE``; an explicit
 ``text_rec_input_shape`` wins); and recognition on one single-threaded engine per core
 (``ocrfleet.ocr.parallel``: the same text as one engine), two lines per model call unless
 ``text_recognition_batch_size`` says otherwise, the crops cut in those engines' threads; over
 several pages (list, directory, PDF) the next page is detected on a second thread while this one
-is recognised (``ocrfleet.ocr.ahead``: same results,
-same order). Explicit ``text_det_*`` arguments still win. See docs/pages.md "Presets".
+is recognised (``ocrfleet.ocr.ahead``: same results, same order). Explicit ``text_det_*`` arguments still win. See docs/pages.md "Presets".
 
 ``reading_order="columns"`` (keyword-only; default ``None``: PaddleOCR's sort) reads multi-column
 pages column by column (``ocrfleet.ocr.columns``); it changes the order of the lines only.
@@ -42,8 +41,8 @@ from typing import Iterator
 from ocrfleet.errors import InvalidInputError, ModelUnavailableError, OcrFleetError
 from ocrfleet.detection.api import check_page
 from ocrfleet.ocr.ahead import ahead
-from ocrfleet.ocr.columns import READING_ORDERS, column_order
-from ocrfleet.ocr.geometry import line_shape, minarea_quad, points_to_boxes, rotate_180, sort_boxes
+from ocrfleet.ocr.columns import READING_ORDERS, page_order
+from ocrfleet.ocr.geometry import line_shape, minarea_quad, points_to_boxes, rotate_180
 from ocrfleet.ocr.models import ocr_model_names
 from ocrfleet.ocr.parallel import ParallelRecognizer
 from ocrfleet.ocr.result import OCRResult
@@ -68,8 +67,7 @@ CLS_BATCH_SIZE = 6
 FAST_DET = {"limit_side_len": 736, "limit_type": "min", "max_side_limit": 1600}
 # preset="fast": faster-paddle 1.0.4's recognition padding (its rec_min_width) for the recognisers it
 # ships: lines narrower are padded to this width, not PaddleOCR's 320 px (docs/pages.md "Presets")
-FAST_REC_MIN_WIDTH = {"PP-OCRv6_tiny_rec": 64, "PP-OCRv6_small_rec": 96}
-REC_HEIGHT = 48
+FAST_REC_INPUT_SHAPE = {"PP-OCRv6_tiny_rec": (3, 48, 64), "PP-OCRv6_small_rec": (3, 48, 96)}
 PRESETS = (None, "fast")
 DOC_MODELS = {"use_doc_orientation_classify": "PP-LCNet_x1_0_doc_ori", "use_doc_unwarping": "UVDoc"}
 
@@ -135,8 +133,8 @@ class PaddleOCR:
             if value is not None:
                 self.text_det_params[key] = value
         parallel = preset == "fast" and parse_device(device)[0][0] == "cpu"
-        if preset == "fast" and text_rec_input_shape is None and text_recognition_model_name in FAST_REC_MIN_WIDTH:
-            text_rec_input_shape = [3, REC_HEIGHT, FAST_REC_MIN_WIDTH[text_recognition_model_name]]
+        if preset == "fast" and text_rec_input_shape is None:
+            text_rec_input_shape = FAST_REC_INPUT_SHAPE.get(text_recognition_model_name)
         self.rec_batch_size = text_recognition_batch_size or (FAST_REC_BATCH_SIZE if parallel else REC_BATCH_SIZE)
         self.text_rec_model = TextRecognition(model_name=text_recognition_model_name,
                                               model_dir=text_recognition_model_dir,
@@ -213,11 +211,8 @@ class PaddleOCR:
                 page, limit_side_len=det_params["limit_side_len"], limit_type=det_params["limit_type"],
                 thresh=det_params["thresh"], box_thresh=det_params["box_thresh"],
                 unclip_ratio=det_params["unclip_ratio"], max_side_limit=det_params["max_side_limit"])
-            ordered = sort_boxes(polys)
-            if self.reading_order == "columns":
-                ordered = column_order(ordered)
             dt_polys, quads, shapes = [], [], []
-            for poly in ordered:
+            for poly in page_order(polys, self.reading_order):
                 quad = minarea_quad(poly)
                 shape = line_shape(quad)
                 if shape is not None:

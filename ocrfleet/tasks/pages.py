@@ -62,15 +62,14 @@ class PageReader:
         self.s, self.spec, self.models, self.timings = s, spec, models, timings
         self.det_name = spec.get("det_model_name") or s.default_det_model
         self.use_cls = bool(spec.get("use_textline_orientation", False))
-        self.columns = spec.get("reading_order") == "columns"
         self.keep_images = bool(spec.get("visualize"))
         self.pages: list[dict] = []
         self.images: list[np.ndarray] = []  # the (scaled) pages, only with visualize
 
     def read(self, entry: dict, image: np.ndarray) -> list[tuple[dict, np.ndarray]]:
         """(line entry, crop) per detected line of one page, in reading order."""
-        from ocrfleet.ocr.columns import column_order
-        from ocrfleet.ocr.geometry import crop_line, rotate_180, sort_boxes
+        from ocrfleet.ocr.columns import page_order
+        from ocrfleet.ocr.geometry import crop_line, rotate_180
         from ocrfleet.ocr.pipeline import CLS_MODEL
 
         t0 = time.perf_counter()
@@ -88,11 +87,8 @@ class PageReader:
         if len(polys) > self.s.max_page_lines:
             raise InputTooLargeError(f"{where}: {len(polys)} text lines detected; the limit is "
                                      f"{self.s.max_page_lines} per page (max_page_lines)", input_ref=entry["input_path"])
-        ordered = sort_boxes(polys)
-        if self.columns:
-            ordered = column_order(ordered)
         kept, crops = [], []
-        for poly in ordered:
+        for poly in page_order(polys, self.spec.get("reading_order")):
             crop = crop_line(image, poly)
             if crop is not None:
                 kept.append(poly)
