@@ -64,7 +64,8 @@ def test_fast_preset_page_is_its_detection_plus_batch_one_recognition(fast, page
     p = res["text_det_params"]
     polys, _ = fast.text_det_model.detect(page, limit_side_len=p["limit_side_len"], limit_type=p["limit_type"],
                                           thresh=p["thresh"], box_thresh=p["box_thresh"],
-                                          unclip_ratio=p["unclip_ratio"], max_side_limit=1600)
+                                          unclip_ratio=p["unclip_ratio"], max_side_limit=1600,
+                                          trim_margins=fast.trim_margins)
     expected = [q for q in sort_boxes(polys) if crop_line(page, q) is not None]
     assert len(res["dt_polys"]) == len(expected) >= 20
     assert all(np.array_equal(a, b) for a, b in zip(res["dt_polys"], expected))

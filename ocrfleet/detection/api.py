@@ -27,7 +27,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from ocrfleet.detection import postprocess, preprocess
+from ocrfleet.detection import margins, postprocess, preprocess
 from ocrfleet.detection.result import TextDetResult
 from ocrfleet.errors import InputTooLargeError, InvalidInputError, OcrFleetError
 from ocrfleet.recognition import inputs, sources
@@ -146,26 +146,35 @@ class TextDetection:
 
     def detect_batch(self, images: list[np.ndarray], batch_size: int = 1, limit_side_len: int | None = None,
                      limit_type: str | None = None, thresh: float | None = None, box_thresh: float | None = None,
-                     unclip_ratio: float | None = None, max_side_limit: int | None = None
-                     ) -> list[tuple[np.ndarray, list[float]]]:
+                     unclip_ratio: float | None = None, max_side_limit: int | None = None,
+                     trim_margins: bool = False) -> list[tuple[np.ndarray, list[float]]]:
         """``detect`` for several pages; pages that resize to the same size share a model call
-        (up to ``batch_size``), which gives the same boxes as one at a time."""
+        (up to ``batch_size``), which gives the same boxes as one at a time. ``trim_margins``: the
+        model sees each page without its blank outer rows and columns (``ocrfleet.detection.margins``;
+        a page without ink: no model call, zero boxes)."""
         if limit_type is not None and limit_type not in preprocess.LIMIT_TYPES:
             raise ValueError(f"limit_type must be one of {preprocess.LIMIT_TYPES}, not {limit_type!r}")
         side = limit_side_len or self.limit_side_len
         kind = limit_type or self.limit_type
         cap = max_side_limit if max_side_limit is not None else self.max_side_limit
-        prepared = []
+        prepared, regions = [], []
         for im in images:
             page = check_page(im)
             if self.rgb:
                 page = cv2.cvtColor(page, cv2.COLOR_BGR2RGB)
             resized, shape = preprocess.resize(page, side, kind, cap, self.input_shape, self.image_shape,
                                                self.keep_ratio)
-            prepared.append((preprocess.normalize(resized, self.mean, self.std, self.scale), shape))
+            region = margins.content_region(resized) if trim_margins else None
+            regions.append((region, resized.shape[:2]))
+            if region is not None:
+                y0, y1, x0, x1 = region
+                resized = resized[y0:y1, x0:x1]
+            prepared.append((preprocess.normalize(resized, self.mean, self.std, self.scale) if resized.size else None,
+                             shape))
         groups: dict[tuple, list[int]] = {}
         for i, (x, _) in enumerate(prepared):
-            groups.setdefault(x.shape, []).append(i)
+            if x is not None:
+                groups.setdefault(x.shape, []).append(i)
         maps: list[np.ndarray | None] = [None] * len(prepared)
         limit = min(batch_size, self.backend_impl.max_batch or batch_size)
         for idx in groups.values():
@@ -177,6 +186,7 @@ class TextDetection:
                     out = self.backend_impl.run(batch)
                 for j, i in enumerate(part):
                     maps[i] = out[j, 0]
+        maps = [_placed(m, region, size) for m, (region, size) in zip(maps, regions)]
         return [postprocess.boxes_from_map(
                     m, shape, thresh or self.thresh, box_thresh or self.box_thresh,
                     unclip_ratio or self.unclip_ratio, self.max_candidates, self.score_mode, self.use_dilation)
@@ -203,3 +213,15 @@ class TextDetection:
             yield TextDetResult(it.input_path, it.page_index, it.image, polys, scores, index=offset + k)
 
     __call__ = predict_iter
+
+
+def _placed(m: np.ndarray | None, region, size: tuple[int, int]) -> np.ndarray:
+    """The detector's map ``m`` of the input ``region`` (None: the whole input) put back in place
+    on an empty map of the input's ``size``."""
+    if region is None:
+        return m
+    full = np.zeros(size, np.float32)
+    if m is not None:
+        y0, y1, x0, x1 = region
+        full[y0:y1, x0:x1] = m
+    return full

@@ -26,7 +26,13 @@ short lines padded to 64 / 96 px instead of 320 (``FAST_REC_INPUT_SHAPE``; an ex
 (``ocrfleet.ocr.parallel``: the same text as one engine), two lines per model call unless
 ``text_recognition_batch_size`` says otherwise, the crops cut in those engines' threads; over
 several pages (list, directory, PDF) the next page is detected on a second thread while this one
-is recognised (``ocrfleet.ocr.ahead``: same results, same order). Explicit ``text_det_*`` arguments still win. See docs/pages.md "Presets".
+is recognised (``ocrfleet.ocr.ahead``: same results, same order); and margin trimming: the
+detector runs on the page without its blank outer rows and columns (``ocrfleet.detection.margins``;
+a page with no ink at all is not run through it). Explicit ``text_det_*`` arguments still win.
+See docs/pages.md "Presets".
+
+``trim_margins`` (keyword-only; default ``None``: on with ``preset="fast"``, off otherwise) turns
+margin trimming on or off whatever the preset.
 
 ``reading_order="columns"`` (keyword-only; default ``None``: PaddleOCR's sort) reads multi-column
 pages column by column (``ocrfleet.ocr.columns``); it changes the order of the lines only.
@@ -89,7 +95,7 @@ class PaddleOCR:
                  lang=None, ocr_version=None, device=None, enable_hpi=False, use_tensorrt=False,
                  precision="fp32", enable_mkldnn=True, mkldnn_cache_capacity=10, cpu_threads=10, *,
                  backend: str | None = None, on_error: str = "raise", preset: str | None = None,
-                 reading_order: str | None = None):
+                 reading_order: str | None = None, trim_margins: bool | None = None):
         from ocrfleet.detection import TextDetection
         from ocrfleet.recognition.api import TextRecognition
 
@@ -118,6 +124,7 @@ class PaddleOCR:
         self.on_error = on_error
         self.errors: list[OcrFleetError] = []
         self.preset = preset
+        self.trim_margins = preset == "fast" if trim_margins is None else bool(trim_margins)
         self.text_rec_score_thresh = 0.0 if text_rec_score_thresh is None else float(text_rec_score_thresh)
         self.cls_batch_size = textline_orientation_batch_size or CLS_BATCH_SIZE
         engine = dict(device=device, enable_hpi=enable_hpi, use_tensorrt=use_tensorrt, precision=precision,
@@ -210,7 +217,8 @@ class PaddleOCR:
             polys, _ = self.text_det_model.detect(
                 page, limit_side_len=det_params["limit_side_len"], limit_type=det_params["limit_type"],
                 thresh=det_params["thresh"], box_thresh=det_params["box_thresh"],
-                unclip_ratio=det_params["unclip_ratio"], max_side_limit=det_params["max_side_limit"])
+                unclip_ratio=det_params["unclip_ratio"], max_side_limit=det_params["max_side_limit"],
+                trim_margins=self.trim_margins)
             dt_polys, quads, shapes = [], [], []
             for poly in page_order(polys, self.reading_order):
                 quad = minarea_quad(poly)

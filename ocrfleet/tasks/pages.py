@@ -13,8 +13,9 @@ WITHOUT regions (inputs with regions are always cut at their regions):
 A page: scaled down to ``max_page_pixels`` when larger (polys are reported in the original
 page's pixels); the detector (spec ``det_model_name``, default ``default_det_model``) with the
 pipeline's parameters (``ocrfleet.ocr.pipeline.DET_DEFAULTS``; worker settings ``page_preset``
-"fast": ``PaddleOCR(preset="fast")``'s, and ``page_det_max_side`` > 0: the detector's input
-capped at that long side, crops still cut from the page, see ``det_params``); PaddleOCR's reading-order sort
+"fast": ``PaddleOCR(preset="fast")``'s, margin trimming included, and ``page_det_max_side`` > 0:
+the detector's input capped at that long side, crops still cut from the page, see ``det_params``);
+PaddleOCR's reading-order sort
 (spec ``"reading_order": "columns"``: multi-column pages column by column, ``ocrfleet.ocr.columns``);
 one crop per box (``ocrfleet.ocr.geometry.crop_line``); with ``use_textline_orientation`` the
 crops the classifier calls 180 degrees are turned. More than ``max_page_lines`` boxes on one
@@ -148,7 +149,7 @@ def det_params(s: Settings, det) -> dict:
     preset = s.page_preset or None
     if preset not in PRESETS:
         raise ValueError(f"page_preset must be one of {PRESETS[1:]} or empty, not {s.page_preset!r}")
-    params = preset_det_params(preset, det)
+    params = dict(preset_det_params(preset, det), trim_margins=preset == "fast")
     if s.page_det_max_side > 0:
         params["max_side_limit"] = min(params["max_side_limit"], s.page_det_max_side)
     return params

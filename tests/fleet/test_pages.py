@@ -239,7 +239,8 @@ def test_reading_order_columns_as_in_process(page_producer, page_worker, s3_serv
 
 def test_worker_detection_settings_are_honoured():
     """page_det_max_side caps the detector's input (worker memory), crops still come from the
-    page; page_preset "fast" takes PaddleOCR(preset="fast")'s parameters; a bad preset is refused."""
+    page; page_preset "fast" takes PaddleOCR(preset="fast")'s parameters and margin trimming; a bad
+    preset is refused."""
     from types import SimpleNamespace
 
     from ocrfleet.config.settings import Settings
@@ -272,7 +273,15 @@ def test_worker_detection_settings_are_honoured():
     assert all(c.shape[0] >= 10 for _, c in capped)  # cut from the full-size page
     fast = det_params(Settings(page_preset="fast", page_det_max_side=1200), det)
     assert fast == {"limit_side_len": 736, "limit_type": "min", "max_side_limit": 1200, "thresh": 0.2,
-                    "box_thresh": 0.4, "unclip_ratio": 1.4}
-    assert det_params(Settings(), det) == DET_DEFAULTS
+                    "box_thresh": 0.4, "unclip_ratio": 1.4, "trim_margins": True}
+    assert det_params(Settings(), det) == dict(DET_DEFAULTS, trim_margins=False)
+    # page_preset "fast" trims a page's blank margins as PaddleOCR(preset="fast") does
+    from ocrfleet.testing.pages import sparse_page
+
+    page = sparse_page()
+    lines, shape = read(Settings(page_preset="fast"))
+    assert shape[2] * shape[3] < 0.15 * 1600 * 1120
+    polys, _ = det.detect(page, **det_params(Settings(page_preset="fast"), det))
+    assert [e["poly"] for e, _ in lines] == [q.tolist() for q in sort_boxes(polys)] and len(lines) == 3
     with pytest.raises(ValueError, match="page_preset"):
         det_params(Settings(page_preset="turbo"), det)
