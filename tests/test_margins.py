@@ -130,3 +130,13 @@ def test_blank_page_skips_the_detector(pipelines):
     seen = _spy(fast.text_det_model)
     (res,) = fast.predict(np.full((1684, 1190, 3), 255, np.uint8))
     assert res["dt_polys"] == [] and res["rec_texts"] == [] and seen == []
+
+
+def test_no_trimming_for_a_fixed_input_shape():
+    """A detector built for one input size keeps it: no trimming (a static-shape engine could not run it)."""
+    from ocrfleet.detection import TextDetection
+
+    det = TextDetection(model_name=MODELS["text_detection_model_name"], cpu_threads=1, input_shape=(3, 640, 640))
+    seen = _spy(det)
+    polys, _ = det.detect(sparse_page(), trim_margins=True)
+    assert seen == [(1, 3, 640, 640)] and len(polys) == len(SPARSE_LINES)

@@ -151,7 +151,7 @@ class TextDetection:
         """``detect`` for several pages; pages that resize to the same size share a model call
         (up to ``batch_size``), which gives the same boxes as one at a time. ``trim_margins``: the
         model sees each page without its blank outer rows and columns (``ocrfleet.detection.margins``;
-        a page without ink: no model call, zero boxes)."""
+        a page without ink: no model call, zero boxes; not with a fixed ``input_shape``)."""
         if limit_type is not None and limit_type not in preprocess.LIMIT_TYPES:
             raise ValueError(f"limit_type must be one of {preprocess.LIMIT_TYPES}, not {limit_type!r}")
         side = limit_side_len or self.limit_side_len
@@ -164,7 +164,8 @@ class TextDetection:
                 page = cv2.cvtColor(page, cv2.COLOR_BGR2RGB)
             resized, shape = preprocess.resize(page, side, kind, cap, self.input_shape, self.image_shape,
                                                self.keep_ratio)
-            region = margins.content_region(resized) if trim_margins else None
+            fixed = self.input_shape is not None or self.image_shape is not None  # the model's own input size
+            region = margins.content_region(resized) if trim_margins and not fixed else None
             regions.append((region, resized.shape[:2]))
             if region is not None:
                 y0, y1, x0, x1 = region

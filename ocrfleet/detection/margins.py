@@ -12,7 +12,7 @@ the rest of the pipeline are unchanged.
 
 Every ink pixel is inside the region (its row and its column are not uniform), but the model sees
 less blank paper around the text, so its map, and a box edge, can move by a pixel or two: with
-``MARGIN`` = 96 px, 98 % of lines keep the same box (IoU >= 0.9) and text, and end-to-end
+``MARGIN`` = 96 px, 99 % of lines keep the same box (IoU >= 0.9) and text, and end-to-end
 accuracy on the annotated pages is unchanged (docs/pages.md "Presets", run L). Pages with nothing
 worth trimming (a photo, a scan with a dark border or speckle, a coloured sheet: spans over
 ``TOLERANCE`` in every row) are detected whole, exactly as without it. A page whose every row is

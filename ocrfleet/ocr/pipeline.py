@@ -31,8 +31,8 @@ detector runs on the page without its blank outer rows and columns (``ocrfleet.d
 a page with no ink at all is not run through it). Explicit ``text_det_*`` arguments still win.
 See docs/pages.md "Presets".
 
-``trim_margins`` (keyword-only; default ``None``: on with ``preset="fast"``, off otherwise) turns
-margin trimming on or off whatever the preset.
+``trim_margins`` (keyword-only; default ``None``: on with ``preset="fast"`` on a CPU, off otherwise)
+turns margin trimming on or off whatever the preset and device.
 
 ``reading_order="columns"`` (keyword-only; default ``None``: PaddleOCR's sort) reads multi-column
 pages column by column (``ocrfleet.ocr.columns``); it changes the order of the lines only.
@@ -124,7 +124,10 @@ class PaddleOCR:
         self.on_error = on_error
         self.errors: list[OcrFleetError] = []
         self.preset = preset
-        self.trim_margins = preset == "fast" if trim_margins is None else bool(trim_margins)
+        cpu = parse_device(device)[0][0] == "cpu"
+        # margin trimming by default on a CPU only: on a GPU every trimmed size is a new input shape
+        # (a TensorRT engine each), for a detector that is fast there anyway
+        self.trim_margins = preset == "fast" and cpu if trim_margins is None else bool(trim_margins)
         self.text_rec_score_thresh = 0.0 if text_rec_score_thresh is None else float(text_rec_score_thresh)
         self.cls_batch_size = textline_orientation_batch_size or CLS_BATCH_SIZE
         engine = dict(device=device, enable_hpi=enable_hpi, use_tensorrt=use_tensorrt, precision=precision,
@@ -139,7 +142,7 @@ class PaddleOCR:
                            ("unclip_ratio", text_det_unclip_ratio)):
             if value is not None:
                 self.text_det_params[key] = value
-        parallel = preset == "fast" and parse_device(device)[0][0] == "cpu"
+        parallel = preset == "fast" and cpu
         if preset == "fast" and text_rec_input_shape is None:
             text_rec_input_shape = FAST_REC_INPUT_SHAPE.get(text_recognition_model_name)
         self.rec_batch_size = text_recognition_batch_size or (FAST_REC_BATCH_SIZE if parallel else REC_BATCH_SIZE)

@@ -149,7 +149,8 @@ def det_params(s: Settings, det) -> dict:
     preset = s.page_preset or None
     if preset not in PRESETS:
         raise ValueError(f"page_preset must be one of {PRESETS[1:]} or empty, not {s.page_preset!r}")
-    params = dict(preset_det_params(preset, det), trim_margins=preset == "fast")
+    params = dict(preset_det_params(preset, det),
+                  trim_margins=preset == "fast" and s.worker_device == "cpu")  # as PaddleOCR(preset="fast")
     if s.page_det_max_side > 0:
         params["max_side_limit"] = min(params["max_side_limit"], s.page_det_max_side)
     return params
