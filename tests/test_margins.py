@@ -140,3 +140,29 @@ def test_no_trimming_for_a_fixed_input_shape():
     seen = _spy(det)
     polys, _ = det.detect(sparse_page(), trim_margins=True)
     assert seen == [(1, 3, 640, 640)] and len(polys) == len(SPARSE_LINES)
+
+
+def test_cli_trim_margins(tmp_path, monkeypatch, capsys):
+    import cv2
+
+    import ocrfleet.ocr.pipeline as pipeline
+    from ocrfleet.cli import main
+
+    built = []
+
+    class Recorded(pipeline.PaddleOCR):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            built.append(self.trim_margins)
+
+    monkeypatch.setattr(pipeline, "PaddleOCR", Recorded)
+    path = tmp_path / "sparse.png"
+    cv2.imwrite(str(path), sparse_page())
+    args = ["ocr", "-i", str(path), "--text_detection_model_name", MODELS["text_detection_model_name"],
+            "--text_recognition_model_name", MODELS["text_recognition_model_name"],
+            "--use_textline_orientation", "false", "--cpu_threads", "1", "--text"]
+    for extra, trimmed in (([], False), (["--preset", "fast"], True), (["--preset", "fast", "--trim_margins", "false"],
+                                                                        False), (["--trim_margins", "true"], True)):
+        assert main(args + extra) == 0
+        assert built[-1] is trimmed
+        assert capsys.readouterr().out.split() == " ".join(SPARSE_LINES).split()

@@ -46,6 +46,9 @@ def register(sub) -> argparse.ArgumentParser:
     p.add_argument("--preset", default=None, choices=["fast"],
                    help="fast: faster-paddle's detector size, DB thresholds and (PP-OCRv6 tiny / small) recognition "
                         "padding, one rec engine per core (docs/pages.md)")
+    p.add_argument("--trim_margins", type=_bool, default=None,
+                   help="true / false: detect on the page without its blank margins (default: true with "
+                        "--preset fast on a CPU)")
     p.add_argument("--reading_order", default=None, choices=["columns"],
                    help="columns: read multi-column pages column by column (default: PaddleOCR's order)")
     p.add_argument("--text", action="store_true", help="print each page's text instead of its result")
@@ -63,7 +66,7 @@ def run_ocr(args) -> int:
                     use_tensorrt=args.use_tensorrt, precision=args.precision, enable_mkldnn=args.enable_mkldnn,
                     mkldnn_cache_capacity=args.mkldnn_cache_capacity, cpu_threads=args.cpu_threads,
                     backend=args.backend, on_error=args.on_error, preset=args.preset,
-                    reading_order=args.reading_order)
+                    reading_order=args.reading_order, trim_margins=args.trim_margins)
     for res in ocr.predict_iter(args.input):
         if args.text:
             print(res.text)
