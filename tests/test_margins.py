@@ -125,6 +125,24 @@ def test_fast_preset_trims_margins_with_the_same_text(pipelines):
     assert seen[-1] == seen_whole[-1]  # nothing worth trimming: the whole page, as without it
 
 
+def test_trimmed_by_default_only_where_new_input_sizes_are_free(pipelines):
+    """preset "fast" trims on ONNX Runtime on a CPU; not on OpenVINO (a compile per input size) nor,
+    by default, on a GPU (a stand-in detector: no GPU here); an explicit choice wins."""
+    from types import SimpleNamespace
+
+    from ocrfleet import PaddleOCR
+    from ocrfleet.detection.margins import trims_by_default
+
+    fast, _ = pipelines
+    assert fast.text_det_model.backend == "onnxruntime" and trims_by_default("fast", fast.text_det_model)
+    assert not trims_by_default(None, fast.text_det_model)
+    gpu = SimpleNamespace(backend="onnxruntime", backend_impl=SimpleNamespace(opts=SimpleNamespace(device="gpu")))
+    assert not trims_by_default("fast", gpu)
+    ov = PaddleOCR(**MODELS, cpu_threads=1, preset="fast", backend="openvino")
+    assert ov.text_det_model.backend == "openvino" and not ov.trim_margins
+    assert PaddleOCR(**MODELS, cpu_threads=1, preset="fast", backend="openvino", trim_margins=True).trim_margins
+
+
 def test_blank_page_skips_the_detector(pipelines):
     fast, _ = pipelines
     seen = _spy(fast.text_det_model)

@@ -1,5 +1,5 @@
-"""Blank margins trimmed off a page before the detector sees it (``trim_margins``, on with the
-pipeline's ``preset="fast"``).
+"""Blank margins trimmed off a page before the detector sees it (``trim_margins``; on with the
+pipeline's ``preset="fast"`` where the detector runs on ONNX Runtime on a CPU: ``trims_by_default``).
 
 The detector's cost grows with its input's pixels, and a PDF page or a clean scan is mostly blank
 paper: a page with four lines on it pays for the whole sheet. ``content_region`` finds the outer
@@ -28,6 +28,14 @@ ALIGN = 32  # the DB detectors' input sides are multiples of 32
 MAX_KEPT = 0.9  # a region keeping more of the page than this is not worth changing the input for
 
 EMPTY = (0, 0, 0, 0)
+
+
+def trims_by_default(preset: str | None, det) -> bool:
+    """Whether ``preset`` trims margins for the ``TextDetection`` ``det`` unless told otherwise:
+    with "fast", where new input sizes cost nothing extra, i.e. ONNX Runtime on a CPU. Every
+    trimmed page is a new input size: OpenVINO compiles one (0.4-0.6 s, docs/pages.md run K),
+    TensorRT builds an engine, Paddle Inference's oneDNN makes new primitives."""
+    return preset == "fast" and det.backend == "onnxruntime" and det.backend_impl.opts.device == "cpu"
 
 
 def content_region(img: np.ndarray, tolerance: int = TOLERANCE, margin: int = MARGIN,

@@ -31,8 +31,9 @@ detector runs on the page without its blank outer rows and columns (``ocrfleet.d
 a page with no ink at all is not run through it). Explicit ``text_det_*`` arguments still win.
 See docs/pages.md "Presets".
 
-``trim_margins`` (keyword-only; default ``None``: on with ``preset="fast"`` on a CPU, off otherwise)
-turns margin trimming on or off whatever the preset and device.
+``trim_margins`` (keyword-only; default ``None``: on with ``preset="fast"`` when the detector runs
+on ONNX Runtime on a CPU, where new input sizes cost nothing extra; off otherwise) turns margin
+trimming on or off whatever the preset and engine.
 
 ``reading_order="columns"`` (keyword-only; default ``None``: PaddleOCR's sort) reads multi-column
 pages column by column (``ocrfleet.ocr.columns``); it changes the order of the lines only.
@@ -46,6 +47,7 @@ from typing import Iterator
 
 from ocrfleet.errors import InvalidInputError, ModelUnavailableError, OcrFleetError
 from ocrfleet.detection.api import check_page
+from ocrfleet.detection.margins import trims_by_default
 from ocrfleet.ocr.ahead import ahead
 from ocrfleet.ocr.columns import READING_ORDERS, page_order
 from ocrfleet.ocr.geometry import line_shape, minarea_quad, points_to_boxes, rotate_180
@@ -124,10 +126,6 @@ class PaddleOCR:
         self.on_error = on_error
         self.errors: list[OcrFleetError] = []
         self.preset = preset
-        cpu = parse_device(device)[0][0] == "cpu"
-        # margin trimming by default on a CPU only: on a GPU every trimmed size is a new input shape
-        # (a TensorRT engine each), for a detector that is fast there anyway
-        self.trim_margins = preset == "fast" and cpu if trim_margins is None else bool(trim_margins)
         self.text_rec_score_thresh = 0.0 if text_rec_score_thresh is None else float(text_rec_score_thresh)
         self.cls_batch_size = textline_orientation_batch_size or CLS_BATCH_SIZE
         engine = dict(device=device, enable_hpi=enable_hpi, use_tensorrt=use_tensorrt, precision=precision,
@@ -137,12 +135,14 @@ class PaddleOCR:
                                             model_dir=text_detection_model_dir,
                                             input_shape=text_det_input_shape, **engine)
         self.text_det_params = preset_det_params(preset, self.text_det_model)
+        self.trim_margins = (trims_by_default(preset, self.text_det_model) if trim_margins is None
+                             else bool(trim_margins))
         for key, value in (("limit_side_len", text_det_limit_side_len), ("limit_type", text_det_limit_type),
                            ("thresh", text_det_thresh), ("box_thresh", text_det_box_thresh),
                            ("unclip_ratio", text_det_unclip_ratio)):
             if value is not None:
                 self.text_det_params[key] = value
-        parallel = preset == "fast" and cpu
+        parallel = preset == "fast" and parse_device(device)[0][0] == "cpu"
         if preset == "fast" and text_rec_input_shape is None:
             text_rec_input_shape = FAST_REC_INPUT_SHAPE.get(text_recognition_model_name)
         self.rec_batch_size = text_recognition_batch_size or (FAST_REC_BATCH_SIZE if parallel else REC_BATCH_SIZE)

@@ -144,13 +144,13 @@ def det_params(s: Settings, det) -> dict:
     """Page jobs' detection parameters for the ``TextDetection`` ``det``: the pipeline's (PaddleOCR's
     OCR.yaml, or ``page_preset``'s), with ``max_side_limit`` lowered to ``page_det_max_side`` when set
     (the detector's activations grow with its input: docs/pages.md "Worker memory")."""
+    from ocrfleet.detection.margins import trims_by_default
     from ocrfleet.ocr.pipeline import PRESETS, preset_det_params
 
     preset = s.page_preset or None
     if preset not in PRESETS:
         raise ValueError(f"page_preset must be one of {PRESETS[1:]} or empty, not {s.page_preset!r}")
-    params = dict(preset_det_params(preset, det),
-                  trim_margins=preset == "fast" and s.worker_device == "cpu")  # as PaddleOCR(preset="fast")
+    params = dict(preset_det_params(preset, det), trim_margins=trims_by_default(preset, det))  # as in-process
     if s.page_det_max_side > 0:
         params["max_side_limit"] = min(params["max_side_limit"], s.page_det_max_side)
     return params
