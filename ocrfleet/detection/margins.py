@@ -32,7 +32,7 @@ EMPTY = (0, 0, 0, 0)
 
 def trims_by_default(preset: str | None, det) -> bool:
     """Whether ``preset`` trims margins for the ``TextDetection`` ``det`` unless told otherwise:
-    with "fast", where new input sizes cost nothing extra, i.e. ONNX Runtime on a CPU. Every
+    with "fast", where a new input size costs little, i.e. ONNX Runtime on a CPU. Every
     trimmed page is a new input size: OpenVINO compiles one (0.4-0.6 s, docs/pages.md run K),
     TensorRT builds an engine, Paddle Inference's oneDNN makes new primitives."""
     return preset == "fast" and det.backend == "onnxruntime" and det.backend_impl.opts.device == "cpu"

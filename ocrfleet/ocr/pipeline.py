@@ -32,7 +32,7 @@ a page with no ink at all is not run through it). Explicit ``text_det_*`` argume
 See docs/pages.md "Presets".
 
 ``trim_margins`` (keyword-only; default ``None``: on with ``preset="fast"`` when the detector runs
-on ONNX Runtime on a CPU, where new input sizes cost nothing extra; off otherwise) turns margin
+on ONNX Runtime on a CPU, where a new input size costs little; off otherwise) turns margin
 trimming on or off whatever the preset and engine.
 
 ``reading_order="columns"`` (keyword-only; default ``None``: PaddleOCR's sort) reads multi-column
