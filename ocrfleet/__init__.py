@@ -1,5 +1,17 @@
-"""ocrfleet: PaddleOCR-compatible text recognition, fast, and served by a Celery fleet."""
+"""ocrfleet: PaddleOCR-compatible text recognition, fast, and served by a Celery fleet.
+
+Importing ocrfleet sets ``ORT_DISABLE_TELEMETRY=1`` unless it is already set: ONNX Runtime's
+official wheels (1.30 and later) otherwise start Microsoft's 1DS telemetry on Linux when
+onnxruntime is first imported (a device id and an event database under ``~/.cache/Microsoft``,
+a ``.ses`` file in ``$TMPDIR``, uploads to Microsoft's collector). ocrfleet runs offline and
+sends nothing anywhere; a program that imports onnxruntime *before* ocrfleet must set the
+variable itself (README "Models and weights").
+"""
 from __future__ import annotations
+
+import os
+
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # before anything imports onnxruntime
 
 __version__ = "0.1.0"
 
