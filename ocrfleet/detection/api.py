@@ -157,6 +157,7 @@ class TextDetection:
         side = limit_side_len or self.limit_side_len
         kind = limit_type or self.limit_type
         cap = max_side_limit if max_side_limit is not None else self.max_side_limit
+        trim = trim_margins and self.input_shape is None and self.image_shape is None  # not at the model's own size
         prepared, regions = [], []
         for im in images:
             page = check_page(im)
@@ -164,8 +165,7 @@ class TextDetection:
                 page = cv2.cvtColor(page, cv2.COLOR_BGR2RGB)
             resized, shape = preprocess.resize(page, side, kind, cap, self.input_shape, self.image_shape,
                                                self.keep_ratio)
-            fixed = self.input_shape is not None or self.image_shape is not None  # the model's own input size
-            region = margins.content_region(resized) if trim_margins and not fixed else None
+            region = margins.content_region(resized) if trim else None
             regions.append((region, resized.shape[:2]))
             if region is not None:
                 y0, y1, x0, x1 = region
